@@ -1,0 +1,163 @@
+"""The exceptions rotsafe raises, one class for each thing a caller can do.
+
+::
+
+    RotsafeError
+    ├── SecretFormatError      the secret's value cannot become credentials
+    ├── SecretUnavailable      Secrets Manager cannot be read, nothing cached
+    ├── CredentialsRejected    the database refused every credential in time
+    └── ConnectionSetupError   the database refused for a reason a retry
+                               cannot fix: no password sent, host blocked,
+                               TLS or client setup wrong
+
+No message ever holds a secret's value: they name the secret, its stages and
+its version ids, and the field that is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rotsafe._classify import ErrorKind
+
+
+class RotsafeError(Exception):
+    """Base class of every error rotsafe raises itself."""
+
+
+class SecretFormatError(RotsafeError, ValueError):
+    """The secret's value cannot be turned into database credentials.
+
+    Attributes:
+        secret_id: The secret, as the caller named it.
+        field: The JSON field (or response member) that is missing or wrong.
+    """
+
+    def __init__(self, secret_id: str, field: str, problem: str) -> None:
+        self.secret_id = secret_id
+        self.field = field
+        self.problem = problem
+        super().__init__(
+            f"secret {secret_id!r}: {problem}. Fix the secret's value in "
+            f"Secrets Manager, or pass the field to RotatingSecret where it "
+            f"allows (host, port, database, driver)."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.secret_id, self.field, self.problem))
+
+
+class SecretUnavailable(RotsafeError):
+    """Secrets Manager could not be read and no usable value is cached.
+
+    Chained (``__cause__``) to the boto3 error.
+
+    Attributes:
+        secret_id: The secret, as the caller named it.
+        stage: The staging label that was being read.
+    """
+
+    def __init__(self, secret_id: str, stage: str, problem: str) -> None:
+        self.secret_id = secret_id
+        self.stage = stage
+        self.problem = problem
+        super().__init__(
+            f"secret {secret_id!r} ({stage}) could not be read: {problem}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.secret_id, self.stage, self.problem))
+
+
+class CredentialsRejected(RotsafeError):
+    """The database refused every credential rotsafe found before a deadline.
+
+    Chained (``__cause__``) to the last driver error.
+
+    Attributes:
+        secret_id: The secret, as the caller named it.
+        tried: The ``(stage, version_id)`` pairs that were refused.
+        deadline: How long rotsafe kept trying, in seconds.
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        tried: Sequence[tuple[str, str | None]],
+        deadline: float,
+        *,
+        secrets_manager_error: str | None = None,
+    ) -> None:
+        self.secret_id = secret_id
+        self.tried = tuple(tried)
+        self.deadline = deadline
+        self.secrets_manager_error = secrets_manager_error
+        versions = ", ".join(
+            f"{stage} {version_id or '(version unknown)'}"
+            for stage, version_id in self.tried
+        )
+        message = (
+            f"the database refused every credential of secret {secret_id!r} "
+            f"for {deadline:g} s (tried {versions or 'nothing'}). Check that "
+            f"the password in Secrets Manager matches the database, and "
+            f"that no rotation is stuck between setSecret and finishSecret."
+        )
+        if secrets_manager_error:
+            message += (
+                f" Secrets Manager could not be read either: "
+                f"{secrets_manager_error}"
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rejected,
+            (
+                self.secret_id,
+                self.tried,
+                self.deadline,
+                self.secrets_manager_error,
+            ),
+        )
+
+
+class ConnectionSetupError(RotsafeError):
+    """The database refused the connection for a reason a retry cannot fix.
+
+    Raised at once, with no refresh and no retry, for a connection that sent
+    no password, a client host the server blocks, or TLS and client settings
+    the server does not accept. Chained (``__cause__``) to the driver error.
+
+    Attributes:
+        secret_id: The secret whose credentials were used.
+        kind: The :class:`rotsafe.ErrorKind` the driver error was given.
+    """
+
+    def __init__(self, secret_id: str, kind: ErrorKind, advice: str) -> None:
+        self.secret_id = secret_id
+        self.kind = kind
+        self.advice = advice
+        super().__init__(
+            f"connecting with secret {secret_id!r} failed "
+            f"({kind.name}): {advice}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.secret_id, self.kind, self.advice))
+
+
+def _rejected(
+    secret_id: str,
+    tried: Sequence[tuple[str, str | None]],
+    deadline: float,
+    secrets_manager_error: str | None,
+) -> CredentialsRejected:
+    """Rebuild a :class:`CredentialsRejected` when it is unpickled."""
+    return CredentialsRejected(
+        secret_id,
+        tried,
+        deadline,
+        secrets_manager_error=secrets_manager_error,
+    )

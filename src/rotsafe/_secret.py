@@ -1,0 +1,585 @@
+"""RotatingSecret: a short-TTL, rotation-aware cache of one database secret.
+
+A warm read takes no lock. A refresh is single-flight, rate-limited, and
+when Secrets Manager fails it keeps serving the cached value for a bounded
+time. During a rotation it serves whichever stage the database accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from rotsafe._credentials import Credentials, Target, parse_secret
+from rotsafe._drivers import driver_named
+from rotsafe._durations import Duration, to_seconds
+from rotsafe._errors import RotsafeError, SecretUnavailable
+from rotsafe._sources import (
+    AWSCURRENT,
+    BotoSource,
+    SecretCacheSource,
+    SecretSource,
+    SecretVersion,
+)
+
+if TYPE_CHECKING:
+    from aws_secretsmanager_caching import SecretCache
+
+logger = logging.getLogger("rotsafe.secret")
+
+# A refresh of a stage that finds nothing new waits twice as long before the
+# next one, up to this many seconds, so a stuck fleet polls gently.
+_MAX_UNCHANGED_INTERVAL = 4.0
+
+# How many parsed versions to keep: the stages of one rotation, and spare.
+_PARSED_VERSIONS = 8
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """``AWSCURRENT`` was seen to move to another version.
+
+    Attributes:
+        secret_id: The secret that rotated.
+        previous_version_id: The version ``AWSCURRENT`` held before, when
+            known.
+        version_id: The version it holds now, when known.
+        credentials: The credentials of the new version.
+    """
+
+    secret_id: str
+    previous_version_id: str | None
+    version_id: str | None
+    credentials: Credentials
+
+
+RotationCallback = Callable[[Rotation], object]
+
+
+class _Served:
+    """What a warm ``credentials()`` call returns, and until when."""
+
+    __slots__ = ("credentials", "refresh_at")
+
+    def __init__(self, credentials: Credentials, refresh_at: float) -> None:
+        self.credentials = credentials
+        self.refresh_at = refresh_at
+
+
+@dataclass(frozen=True)
+class _Read:
+    """The outcome of the last successful read of one stage."""
+
+    credentials: Credentials | None
+    at: float
+    interval: float
+
+
+class _Stage:
+    """One staging label's last read, and the lock that makes it single."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.read: _Read | None = None
+        self.attempts = 0
+        self.failures = 0
+        self.retry_at = 0.0
+        self.error: RotsafeError | None = None
+
+
+class RotatingSecret:
+    """A database secret, cached and followed through its rotations.
+
+    ``credentials()`` answers from memory and refreshes ``AWSCURRENT`` once
+    the TTL has passed: the first caller to notice makes the call, the others
+    keep the cached value without waiting. If Secrets Manager fails, the
+    cached value is served for up to ``max_stale`` past its TTL, with a
+    warning, while refreshes back off exponentially.
+
+    When the database refuses ``AWSCURRENT`` during a rotation, rotsafe's
+    connectors try ``AWSPENDING`` and ``AWSPREVIOUS``; the first that works is
+    served by ``credentials()`` until ``AWSCURRENT`` moves.
+
+    Durations are float seconds or ``timedelta``.
+
+    Args:
+        secret_id: The secret's name or ARN.
+        ttl: How long a read of ``AWSCURRENT`` is served before the next;
+            each refresh comes after 80 to 100 % of it, so a fleet spreads
+            its calls.
+        client: A boto3 ``secretsmanager`` client. Without one, a client is
+            made from boto3's default session, with a 2 s connect timeout,
+            a 3 s read timeout and one retry.
+        cache: An ``aws_secretsmanager_caching.SecretCache`` to answer the
+            TTL refreshes of ``AWSCURRENT``. Forced refreshes and the other
+            stages still call ``GetSecretValue``, since that library's own
+            forced refresh sleeps for seconds.
+        source: Any :class:`rotsafe.SecretSource`, instead of ``client``.
+        host: The host to connect to, overriding the secret's (a proxy) or
+            filling in what an RDS-managed secret lacks.
+        port: The port, likewise.
+        database: The database, likewise.
+        driver: The DB-API driver, as SQLAlchemy names it (``"pymysql"``,
+            ``"psycopg"``). It also tells the engine family when the secret
+            has no ``engine``.
+        min_refresh_interval: The least time between two forced reads of one
+            stage; concurrent callers within it share one read.
+        max_stale: How long past its TTL a cached value may be served while
+            Secrets Manager fails; ``None`` serves it for as long as it
+            takes. A stale password is still checked by the database, so
+            the default is generous.
+        clock: The monotonic clock, in seconds, that TTLs, rate limits and
+            deadlines of this secret are measured by; for tests.
+        sleep: How backoff waits of this secret's connections wait; for
+            tests, with a clock that it moves.
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        ttl: Duration = 300.0,
+        client: Any = None,
+        cache: SecretCache | None = None,
+        source: SecretSource | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        database: str | None = None,
+        driver: str | None = None,
+        min_refresh_interval: Duration = 1.0,
+        max_stale: Duration | None = timedelta(hours=24),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not secret_id:
+            msg = "secret_id must name a secret"
+            raise ValueError(msg)
+        if client is not None and source is not None:
+            msg = "pass client= or source=, not both"
+            raise ValueError(msg)
+
+        self.secret_id = secret_id
+        self.ttl = to_seconds(ttl, "ttl")
+        if self.ttl == 0:
+            msg = "ttl must be longer than zero"
+            raise ValueError(msg)
+        self.min_refresh_interval = to_seconds(
+            min_refresh_interval, "min_refresh_interval"
+        )
+        self.max_stale = (
+            None if max_stale is None else to_seconds(max_stale, "max_stale")
+        )
+        self.driver = driver_named(driver).name if driver else None
+        self._target = Target(
+            host=host,
+            port=port,
+            database=database,
+            family=driver_named(driver).family if driver else None,
+        )
+        self.clock = clock
+        self.sleep = sleep
+
+        self._source: SecretSource = source or BotoSource(client)
+        self._steady: SecretSource = (
+            SecretCacheSource(cache) if cache is not None else self._source
+        )
+
+        self._served: _Served | None = None
+        self._stages: dict[str, _Stage] = {}
+        self._stages_lock = threading.Lock()
+        self._pinned: Credentials | None = None
+        self._refusal: tuple[Credentials, float] | None = None
+        self._parsed: dict[object, Credentials] = {}
+        self._callbacks: list[RotationCallback] = []
+        # Failed reads are retried after 1 s, 2 s, 4 s... up to a minute,
+        # each with full jitter.
+        self._backoff = tenacity.Retrying(
+            wait=tenacity.wait_random_exponential(multiplier=1, max=60)
+        )
+
+    def __repr__(self) -> str:
+        served = self._served
+        version = served.credentials.version_id if served else None
+        return (
+            f"RotatingSecret({self.secret_id!r}, ttl={self.ttl:g}, "
+            f"version_id={version!r})"
+        )
+
+    def credentials(self) -> Credentials:
+        """Return the credentials a new connection should use now.
+
+        That is ``AWSCURRENT``, or during a rotation the stage the database
+        accepted instead. A warm call returns at once without locking. The
+        first call reads Secrets Manager and blocks until it answers; after
+        the TTL, one caller refreshes while the others are served the cached
+        value.
+
+        Raises:
+            SecretUnavailable: Secrets Manager could not be read and nothing
+                usable is cached.
+            SecretFormatError: The secret's value is malformed and nothing
+                usable is cached.
+        """
+        served = self._served
+        if served is not None and self.clock() < served.refresh_at:
+            return served.credentials
+        return self._refresh_expired(served)
+
+    def refresh(self) -> Credentials:
+        """Read ``AWSCURRENT`` now; return what ``credentials()`` will serve.
+
+        Concurrent callers share one call, and calls within
+        ``min_refresh_interval`` of the last are answered from the cache, so
+        a crowd of threads that all hit an authentication error make one
+        ``GetSecretValue`` call. If Secrets Manager fails, the cached value
+        is returned and a warning logged.
+
+        Raises:
+            SecretUnavailable: Secrets Manager could not be read and nothing
+                usable is cached.
+            SecretFormatError: The secret's value is malformed and nothing
+                usable is cached.
+        """
+        self._read_stage(AWSCURRENT, self._source)
+        served = self._served
+        assert served is not None  # noqa: S101 - a read either set it or raised
+        return served.credentials
+
+    def stage(
+        self, stage: str, *, since: float | None = None
+    ) -> Credentials | None:
+        """Return the credentials under a staging label, or ``None``.
+
+        ``None`` means no version carries the label (there is no
+        ``AWSPENDING`` outside a rotation). Reads are shared and rate-limited
+        like :meth:`refresh`; a read that finds nothing new makes the next
+        one wait twice as long, up to a few seconds.
+
+        Args:
+            stage: ``"AWSPENDING"``, ``"AWSPREVIOUS"``, ``"AWSCURRENT"`` or a
+                custom label.
+            since: A time on the secret's :attr:`clock`: a read that started
+                then or later is recent enough, and is answered from the
+                cache however long ago it was.
+
+        Raises:
+            SecretUnavailable: Secrets Manager could not be read and nothing
+                is cached for the stage.
+            SecretFormatError: The stage's value is malformed.
+        """
+        return self._read_stage(stage, self._source, since)
+
+    def on_rotation(self, callback: RotationCallback) -> RotationCallback:
+        """Call ``callback`` each time ``AWSCURRENT`` is seen to move.
+
+        The callback receives a :class:`Rotation`, runs in the thread that
+        noticed the move, after the new value is served, and must not block
+        for long. Exceptions it raises are logged, not propagated. Returns
+        the callback, so this works as a decorator.
+        """
+        self._callbacks.append(callback)
+        return callback
+
+    def accepted(self, credentials: Credentials) -> None:
+        """Record that the database accepted ``credentials``.
+
+        Connectors call this after a fallback: credentials from a stage other
+        than ``AWSCURRENT`` are then served by :meth:`credentials` until
+        ``AWSCURRENT`` moves, so a rotation window costs one fallback per
+        process rather than one per connection.
+        """
+        with self._stage_state(AWSCURRENT).lock:
+            current = self._current()
+            if current is None:
+                return
+            if credentials.same_login(current):
+                pinned = None
+            elif self._pinned is not None and credentials.same_login(
+                self._pinned
+            ):
+                return
+            else:
+                pinned = credentials
+            if pinned is self._pinned:
+                return
+
+            self._pinned = pinned
+            served = self._served
+            refresh_at = served.refresh_at if served else self.clock()
+            self._served = _Served(pinned or current, refresh_at)
+
+        if pinned is None:
+            logger.info(
+                "secret %s: back on AWSCURRENT (version %s)",
+                self.secret_id,
+                current.version_id,
+            )
+        else:
+            logger.info(
+                "secret %s: the database refuses AWSCURRENT (version %s); "
+                "using %s (version %s) until AWSCURRENT moves",
+                self.secret_id,
+                current.version_id,
+                pinned.stage,
+                pinned.version_id,
+            )
+
+    def rejected(self, credentials: Credentials) -> float:
+        """Record that the database refused ``credentials``.
+
+        Returns when it first refused that login, on :attr:`clock`: the
+        database had changed by then, so any read of Secrets Manager made
+        since is recent enough to look for the new password in.
+        """
+        with self._stages_lock:
+            refusal = self._refusal
+            if refusal is not None and credentials.same_login(refusal[0]):
+                return refusal[1]
+            now = self.clock()
+            self._refusal = (credentials, now)
+            return now
+
+    def _refresh_expired(self, served: _Served | None) -> Credentials:
+        state = self._stage_state(AWSCURRENT)
+        if served is None:
+            self._read_stage(AWSCURRENT, self._steady)
+        elif state.lock.acquire(blocking=False):
+            try:
+                rotation = (
+                    self._read_locked(AWSCURRENT, state, self._steady)
+                    if self._served is served
+                    else None
+                )
+            finally:
+                state.lock.release()
+            self._notify(rotation)
+        else:
+            self._check_staleness()
+            return served.credentials
+
+        fresh = self._served
+        assert fresh is not None  # noqa: S101 - a read either set it or raised
+        return fresh.credentials
+
+    def _read_stage(
+        self, stage: str, source: SecretSource, since: float | None = None
+    ) -> Credentials | None:
+        """Read a stage once for every caller waiting, within rate limits."""
+        state = self._stage_state(stage)
+        attempt = state.attempts
+        rotation = None
+        with state.lock:
+            now = self.clock()
+            read = state.read
+            shared = state.attempts != attempt
+            recent = read is not None and (
+                now < read.at + read.interval
+                or (since is not None and read.at >= since)
+            )
+            if not (shared or recent or now < state.retry_at):
+                rotation = self._read_locked(stage, state, source)
+            elif state.read is None:
+                raise SecretUnavailable(
+                    self.secret_id,
+                    stage,
+                    f"the last read failed; the next is allowed in "
+                    f"{max(0.0, state.retry_at - now):.1f} s",
+                ) from state.error
+            read = state.read
+        self._notify(rotation)
+        return read.credentials if read else None
+
+    def _read_locked(
+        self, stage: str, state: _Stage, source: SecretSource
+    ) -> Rotation | None:
+        """Make one read of ``stage``; the caller holds ``state.lock``."""
+        started = self.clock()
+        try:
+            version = source.get(self.secret_id, stage)
+            credentials = self._parse(stage, version)
+        except RotsafeError as exc:
+            self._read_failed(stage, state, exc, started)
+            return None
+        finally:
+            # Counted once finished: whoever waited meanwhile shares it.
+            state.attempts += 1
+
+        state.failures = 0
+        state.retry_at = 0.0
+        state.error = None
+        previous = state.read
+        unchanged = previous is not None and _same(
+            previous.credentials, credentials
+        )
+        interval = self.min_refresh_interval
+        if unchanged and previous is not None:
+            interval = min(
+                max(previous.interval * 2, interval), _MAX_UNCHANGED_INTERVAL
+            )
+        state.read = _Read(credentials, started, interval)
+        logger.debug(
+            "secret %s: read %s (version %s)",
+            self.secret_id,
+            stage,
+            credentials.version_id if credentials else None,
+        )
+
+        if stage != AWSCURRENT:
+            return None
+        if credentials is None:
+            raise SecretUnavailable(
+                self.secret_id, stage, "no version carries AWSCURRENT"
+            )
+        return self._serve_current(previous, credentials, started)
+
+    def _serve_current(
+        self, previous: _Read | None, current: Credentials, now: float
+    ) -> Rotation | None:
+        """Serve a new read of ``AWSCURRENT``; the caller holds its lock."""
+        before = previous.credentials if previous else None
+        rotation = None
+        if before is None:
+            logger.info(
+                "secret %s: read AWSCURRENT (version %s)",
+                self.secret_id,
+                current.version_id,
+            )
+        elif not _same(before, current):
+            logger.info(
+                "secret %s: AWSCURRENT moved from version %s to %s",
+                self.secret_id,
+                before.version_id,
+                current.version_id,
+            )
+            rotation = Rotation(
+                self.secret_id, before.version_id, current.version_id, current
+            )
+            self._pinned = None
+
+        jitter = random.uniform(0.8, 1.0)  # noqa: S311 - spreads load only
+        self._served = _Served(
+            self._pinned or current, now + self.ttl * jitter
+        )
+        return rotation
+
+    def _read_failed(
+        self, stage: str, state: _Stage, exc: RotsafeError, started: float
+    ) -> None:
+        """Back off after a failed read, and serve the cache if allowed."""
+        state.failures += 1
+        state.error = exc
+        attempt = tenacity.RetryCallState(self._backoff, None, (), {})
+        attempt.attempt_number = state.failures
+        delay = max(1.0, self._backoff.wait(attempt))
+        state.retry_at = started + delay
+
+        read = state.read
+        if read is None:
+            logger.error(
+                "secret %s: reading %s failed and nothing is cached: %s",
+                self.secret_id,
+                stage,
+                exc,
+            )
+            raise exc
+
+        if stage == AWSCURRENT:
+            served = self._served
+            assert served is not None  # noqa: S101 - set by the first read
+            self._served = _Served(served.credentials, state.retry_at)
+            self._check_staleness(exc)
+
+        logger.warning(
+            "secret %s: reading %s failed (%s); serving the value read "
+            "%.0f s ago (version %s), next attempt in %.1f s",
+            self.secret_id,
+            stage,
+            exc,
+            started - read.at,
+            read.credentials.version_id if read.credentials else None,
+            delay,
+        )
+
+    def _check_staleness(self, cause: BaseException | None = None) -> None:
+        """Refuse to serve a value past ``max_stale``."""
+        if self.max_stale is None:
+            return
+        read = self._stage_state(AWSCURRENT).read
+        if read is None:
+            return
+        age = self.clock() - read.at
+        if age <= self.ttl + self.max_stale:
+            return
+
+        error = SecretUnavailable(
+            self.secret_id,
+            AWSCURRENT,
+            f"the cached value is {age:.0f} s old, past ttl + max_stale "
+            f"({self.ttl + self.max_stale:.0f} s), and no refresh has "
+            f"succeeded since",
+        )
+        logger.error("%s", error)
+        raise error from cause
+
+    def _parse(
+        self, stage: str, version: SecretVersion | None
+    ) -> Credentials | None:
+        """Parse a version once, and label the result with ``stage``."""
+        if version is None:
+            return None
+        key = version.version_id or version.value
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = parse_secret(
+                self.secret_id,
+                version.value,
+                self._target,
+                stage=stage,
+                version_id=version.version_id,
+            )
+            if len(self._parsed) >= _PARSED_VERSIONS:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[key] = parsed
+        if parsed.stage != stage:
+            parsed = dataclasses.replace(parsed, stage=stage)
+        return parsed
+
+    def _stage_state(self, stage: str) -> _Stage:
+        state = self._stages.get(stage)
+        if state is None:
+            with self._stages_lock:
+                state = self._stages.setdefault(stage, _Stage())
+        return state
+
+    def _current(self) -> Credentials | None:
+        read = self._stage_state(AWSCURRENT).read
+        return read.credentials if read else None
+
+    def _notify(self, rotation: Rotation | None) -> None:
+        if rotation is None:
+            return
+        for callback in list(self._callbacks):
+            try:
+                callback(rotation)
+            except Exception:
+                logger.exception(
+                    "secret %s: a rotation callback failed", self.secret_id
+                )
+
+
+def _same(a: Credentials | None, b: Credentials | None) -> bool:
+    """Return whether two reads hold the same version."""
+    if a is None or b is None:
+        return a is b
+    if a.version_id is not None and b.version_id is not None:
+        return a.version_id == b.version_id
+    return a.same_login(b)
