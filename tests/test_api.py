@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import types
@@ -34,9 +35,7 @@ def test_all_lists_every_public_name(module: types.ModuleType):
 
 def test_version_comes_from_the_package_metadata():
     """__version__ is the installed distribution's version."""
-    from importlib.metadata import version
-
-    assert rotsafe.__version__ == version("rotsafe")
+    assert rotsafe.__version__ == importlib.metadata.version("rotsafe")
 
 
 def test_importing_needs_no_driver_and_no_moto():
