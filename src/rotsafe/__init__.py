@@ -14,6 +14,7 @@ from rotsafe._errors import (
     SecretFormatError,
     SecretUnavailable,
 )
+from rotsafe._retry import retry_on_auth_error
 from rotsafe._secret import RotatingSecret, Rotation
 from rotsafe._sources import (
     AWSCURRENT,
@@ -24,12 +25,21 @@ from rotsafe._sources import (
     SecretSource,
     SecretVersion,
 )
+from rotsafe._sqlalchemy import (
+    ORIGIN_KEY,
+    Attachment,
+    ConnectionOrigin,
+    attach,
+)
 
 __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
     "AWSPREVIOUS",
+    "ORIGIN_KEY",
+    "Attachment",
     "BotoSource",
+    "ConnectionOrigin",
     "ConnectionSetupError",
     "Connector",
     "Credentials",
@@ -43,10 +53,12 @@ __all__ = [
     "SecretSource",
     "SecretUnavailable",
     "SecretVersion",
+    "attach",
     "classify",
     "connect_with",
     "creator",
     "is_auth_error",
+    "retry_on_auth_error",
 ]
 
 

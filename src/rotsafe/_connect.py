@@ -15,6 +15,7 @@ import tenacity
 
 from rotsafe._classify import ErrorKind, classify
 from rotsafe._credentials import Credentials
+from rotsafe._deadline import Deadline
 from rotsafe._drivers import check_options, driver_for
 from rotsafe._durations import Duration, to_seconds
 from rotsafe._errors import (
@@ -110,10 +111,10 @@ def connect_with(
     )
     fallback = _Fallback(secret, attempt, first, refused, refused_at)
     seconds = to_seconds(deadline, "deadline")
-    end = secret.clock() + seconds
+    until = Deadline(secret.clock, seconds)
     retrying = tenacity.Retrying(
-        wait=_UntilDeadline(_WAIT, secret.clock, end),
-        stop=lambda _state: secret.clock() >= end,
+        wait=until.wait(_WAIT),
+        stop=until.stop(),
         retry=tenacity.retry_if_exception_type(_AllRefused),
         sleep=sleep or secret.sleep,
         before_sleep=fallback.log_round,
@@ -299,24 +300,6 @@ class _Fallback(Generic[T]):
     def _remember(self, candidate: Credentials) -> None:
         if not any(candidate.same_login(done) for done in self.tried):
             self.tried.append(candidate)
-
-
-class _UntilDeadline(tenacity.wait.wait_base):
-    """Wait as the inner strategy says, but never past the deadline."""
-
-    def __init__(
-        self,
-        inner: tenacity.wait.wait_base,
-        clock: Callable[[], float],
-        end: float,
-    ) -> None:
-        self.inner = inner
-        self.clock = clock
-        self.end = end
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        remaining = max(0.0, self.end - self.clock())
-        return min(self.inner(retry_state), remaining)
 
 
 def _reraise_unless_auth(secret: RotatingSecret, exc: Exception) -> None:

@@ -7,6 +7,7 @@ time. During a rotation it serves whichever stage the database accepted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -288,6 +289,11 @@ class RotatingSecret:
         """
         self._callbacks.append(callback)
         return callback
+
+    def off_rotation(self, callback: RotationCallback) -> None:
+        """Stop calling a callback registered with :meth:`on_rotation`."""
+        with contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
 
     def accepted(self, credentials: Credentials) -> None:
         """Record that the database accepted ``credentials``.

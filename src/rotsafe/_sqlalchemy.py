@@ -1,0 +1,345 @@
+"""SQLAlchemy integration: credentials for each new connection, pool hooks.
+
+``attach()`` hooks an engine's own events: ``do_connect`` supplies the
+secret's login to every new physical connection, the pool hooks replace
+connections made with an older login, and ``handle_error`` answers an
+authentication error on an open connection by replacing just that one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy.exc
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, Engine, ExceptionContext
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from rotsafe._classify import ErrorKind, classify
+from rotsafe._connect import DEFAULT_DEADLINE, connect_with
+from rotsafe._credentials import Credentials
+from rotsafe._drivers import Driver, driver_named
+from rotsafe._durations import Duration, to_seconds
+from rotsafe._errors import RotsafeError
+from rotsafe._secret import RotatingSecret, Rotation
+
+logger = logging.getLogger("rotsafe.sqlalchemy")
+
+Policy = Literal["gradual", "eager", "none"]
+
+#: The key under which each pooled connection's :class:`ConnectionOrigin`
+#: is kept in its ``info`` dictionary.
+ORIGIN_KEY = "rotsafe.origin"
+
+_POLICIES = ("gradual", "eager", "none")
+
+
+@dataclass(frozen=True)
+class ConnectionOrigin:
+    """Which secret version made a pooled connection.
+
+    Kept in ``connection.info[rotsafe.ORIGIN_KEY]`` for each connection an
+    attached engine opens.
+
+    Attributes:
+        secret_id: The secret the login came from.
+        stage: The staging label it was read under.
+        version_id: The secret version, when known.
+    """
+
+    secret_id: str
+    stage: str
+    version_id: str | None
+    credentials: Credentials = field(repr=False, compare=False)
+
+    def is_stale(self, secret: RotatingSecret) -> bool:
+        """Return whether the secret now serves another login than this."""
+        try:
+            served = secret.credentials()
+        except RotsafeError:
+            return False
+        return not self.credentials.same_login(served)
+
+
+class Attachment:
+    """The hooks :func:`attach` put on one engine.
+
+    Attributes:
+        engine: The engine.
+        secret: The secret its connections log in with.
+        policy: How connections made with an older login are replaced.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        secret: RotatingSecret,
+        policy: Policy,
+        deadline: float,
+        retire_interval: float,
+    ) -> None:
+        self.engine = engine
+        self.secret = secret
+        self.policy = policy
+        self.deadline = deadline
+        self.retire_interval = retire_interval
+        self.driver = _driver_of(engine.dialect)
+        self._records: weakref.WeakSet[ConnectionPoolEntry] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._next_retirement = 0.0
+        self._listeners: list[tuple[Engine, str, Callable[..., Any]]] = [
+            (engine, "do_connect", self._do_connect),
+            (engine, "checkin", self._checkin),
+            (engine, "checkout", self._checkout),
+            (engine, "handle_error", self._handle_error),
+        ]
+        for target, name, listener in self._listeners:
+            event.listen(target, name, listener)
+        secret.on_rotation(self._rotated)
+
+    def __repr__(self) -> str:
+        return (
+            f"<rotsafe attachment of {self.secret.secret_id!r} to "
+            f"{self.engine.url!r}, policy={self.policy!r}>"
+        )
+
+    def detach(self) -> None:
+        """Remove the hooks; connections already made are left alone."""
+        for target, name, listener in self._listeners:
+            if event.contains(target, name, listener):
+                event.remove(target, name, listener)
+        self.secret.off_rotation(self._rotated)
+        self.policy = "none"
+
+    def retire_stale(self) -> int:
+        """Mark every connection made with an older login for replacement.
+
+        Soft invalidation: an idle connection is replaced when it is next
+        checked out, one in use when it is next checked out after its
+        return. Returns how many were marked.
+        """
+        with self._lock:
+            records = list(self._records)
+        stale = [
+            record
+            for record in records
+            if (origin := _origin(record)) is not None
+            and origin.is_stale(self.secret)
+        ]
+        for record in stale:
+            record.invalidate(soft=True)
+        if stale:
+            logger.info(
+                "secret %s: %d pooled connection(s) made with an older "
+                "login marked for replacement",
+                self.secret.secret_id,
+                len(stale),
+            )
+        return len(stale)
+
+    def _do_connect(
+        self,
+        dialect: Dialect,
+        record: ConnectionPoolEntry,
+        cargs: list[Any],
+        cparams: dict[str, Any],
+    ) -> Any:
+        """Open the connection with the secret's login, through a rotation."""
+
+        def attempt(credentials: Credentials) -> tuple[Any, Credentials]:
+            # A copy per attempt: the engine's own arguments never see a
+            # password.
+            params = dict(cparams)
+            for name, value in self.driver.login_arguments(
+                credentials
+            ).items():
+                if name in (self.driver.user, self.driver.password):
+                    params[name] = value
+                else:
+                    params.setdefault(name, value)
+            return dialect.connect(*cargs, **params), credentials
+
+        connection, credentials = connect_with(
+            self.secret, attempt, deadline=self.deadline
+        )
+        if record is not None:
+            record.info[ORIGIN_KEY] = ConnectionOrigin(
+                credentials.secret_id,
+                credentials.stage,
+                credentials.version_id,
+                credentials,
+            )
+            with self._lock:
+                self._records.add(record)
+        logger.debug(
+            "secret %s: new connection with %s (version %s)",
+            self.secret.secret_id,
+            credentials.stage,
+            credentials.version_id,
+        )
+        return connection
+
+    def _checkout(
+        self,
+        dbapi_connection: Any,
+        record: ConnectionPoolEntry,
+        proxy: PoolProxiedConnection,
+    ) -> None:
+        """Under the eager policy, never hand out a connection made stale."""
+        if self.policy != "eager":
+            return
+        origin = _origin(record)
+        if origin is not None and origin.is_stale(self.secret):
+            logger.info(
+                "secret %s: replacing a connection made with version %s "
+                "at checkout",
+                self.secret.secret_id,
+                origin.version_id,
+            )
+            msg = "made with an older login of the secret"
+            raise sqlalchemy.exc.DisconnectionError(msg)
+
+    def _checkin(
+        self, dbapi_connection: Any, record: ConnectionPoolEntry
+    ) -> None:
+        """Replace a returning connection made with an older login.
+
+        Gradual: one per ``retire_interval`` at most, so a rotation never
+        turns into a login storm. Eager: every one, at once.
+        """
+        if self.policy == "none" or dbapi_connection is None:
+            return
+        origin = _origin(record)
+        if origin is None or not origin.is_stale(self.secret):
+            return
+
+        if self.policy == "gradual":
+            now = time.monotonic()
+            with self._lock:
+                if now < self._next_retirement:
+                    return
+                self._next_retirement = now + self.retire_interval
+            record.invalidate(soft=True)
+        else:
+            record.invalidate()
+        logger.info(
+            "secret %s: retiring a connection made with version %s",
+            self.secret.secret_id,
+            origin.version_id,
+        )
+
+    def _handle_error(self, context: ExceptionContext) -> None:
+        """Replace one open connection the database refused; keep the pool."""
+        if context.connection is None and not context.is_pre_ping:
+            return
+        if classify(context.original_exception) is not ErrorKind.AUTH:
+            return
+        logger.warning(
+            "secret %s: the database refused an open connection; replacing "
+            "it and refreshing the secret",
+            self.secret.secret_id,
+        )
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
+        try:
+            self.secret.refresh()
+        except RotsafeError as exc:
+            logger.warning(
+                "secret %s: refresh after a refused connection failed: %s",
+                self.secret.secret_id,
+                exc,
+            )
+
+    def _rotated(self, rotation: Rotation) -> None:
+        if self.policy == "eager":
+            self.retire_stale()
+
+
+def attach(
+    engine: Engine,
+    secret: RotatingSecret,
+    *,
+    policy: Policy = "gradual",
+    deadline: Duration = DEFAULT_DEADLINE,
+    retire_interval: Duration = 1.0,
+) -> Attachment:
+    """Make ``engine`` take its login from ``secret``, through rotations.
+
+    Every new physical connection gets the secret's username and password,
+    and its host, port and database where the URL leaves them out, with the
+    stage fallback, backoff and deadline of :func:`rotsafe.connect_with`.
+    Each connection is made from a copy of the engine's connect arguments:
+    the engine's URL and arguments never hold a password. Each pooled
+    connection records which version made it, in
+    ``connection.info[rotsafe.ORIGIN_KEY]``.
+
+    An authentication error on an open connection (a proxy that drops
+    sessions, a pre-ping) replaces that one connection and refreshes the
+    secret; the pool is never disposed. Works with ``QueuePool``,
+    ``NullPool`` and ``pool_pre_ping=True``.
+
+    Args:
+        engine: A synchronous engine made from a URL (not a ``creator``).
+        secret: The secret to log in with.
+        policy: What happens to pooled connections made with an older login
+            once the secret serves a new one. ``"gradual"`` (the default):
+            they keep working, since a password change does not end open
+            sessions, and are replaced as they return to the pool, at most
+            one per ``retire_interval``, so a rotation never causes a login
+            storm. ``"eager"``, for a leaked credential: none is handed out
+            again, idle ones are marked for replacement when ``AWSCURRENT``
+            moves and ones in use are closed when returned. ``"none"``:
+            nothing is replaced.
+        deadline: How long a new connection keeps trying when the database
+            refuses the login; float seconds or ``timedelta``.
+        retire_interval: Under the gradual policy, the least time between
+            two replacements.
+
+    Returns:
+        The :class:`Attachment`; its ``detach()`` removes the hooks.
+
+    Raises:
+        ValueError: The policy is unknown, or rotsafe does not know the
+            engine's driver.
+    """
+    if policy not in _POLICIES:
+        msg = f"unknown policy {policy!r}; choose from {_POLICIES}"
+        raise ValueError(msg)
+    return Attachment(
+        engine,
+        secret,
+        policy,
+        to_seconds(deadline, "deadline"),
+        to_seconds(retire_interval, "retire_interval"),
+    )
+
+
+def attachment_of(engine: Engine) -> Attachment | None:
+    """Return the attachment hooked on ``engine``, if any."""
+    for listener in engine.dialect.dispatch.do_connect:
+        owner = getattr(listener, "__self__", None)
+        if isinstance(owner, Attachment):
+            return owner
+    return None
+
+
+def _origin(record: ConnectionPoolEntry) -> ConnectionOrigin | None:
+    origin = record.info.get(ORIGIN_KEY)
+    return origin if isinstance(origin, ConnectionOrigin) else None
+
+
+def _driver_of(dialect: Dialect) -> Driver:
+    try:
+        return driver_named(dialect.driver)
+    except ValueError:
+        msg = (
+            f"rotsafe cannot attach to a {dialect.name}+{dialect.driver} "
+            f"engine: its driver is not supported"
+        )
+        raise ValueError(msg) from None

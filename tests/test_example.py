@@ -1,0 +1,22 @@
+"""The example service survives a rotation, drilled with the plugin alone."""
+
+from __future__ import annotations
+
+import flask_service
+
+
+def test_example_service_survives_rotation(rotation):
+    """Requests through a single-user rotation all succeed."""
+    app = flask_service.create_app(rotation.secret(), rotation.url())
+
+    def request() -> None:
+        response = app.test_client().post("/visits/home")
+        assert response.status_code == 200, response.text
+
+    with rotation.load(request) as load:
+        load.wait_for(30)
+        rotation.rotate("single-user", window=2)
+        load.wait_for(load.result.count + 30)
+
+    assert load.result.failed == 0, load.result.failures[:3]
+    assert app.test_client().get("/health").json == {"status": "ok"}
