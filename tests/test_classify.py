@@ -207,6 +207,51 @@ def test_other_errors(error, kind):
     assert rotsafe.classify(error) is kind
 
 
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("no encryption", ErrorKind.HOST_BLOCKED),
+        ("SSL encryption", ErrorKind.HOST_BLOCKED),
+    ],
+)
+def test_a_pg_hba_refusal_is_never_a_password_problem(message, kind):
+    """No pg_hba.conf entry means the host is refused, with or without TLS."""
+    error = psycopg.OperationalError(
+        'connection to server at "10.0.0.5", port 5432 failed: FATAL:  no '
+        'pg_hba.conf entry for host "10.0.0.12", user "app_user", database '
+        f'"app", {message}'
+    )
+    assert rotsafe.classify(error) is kind
+
+
+@pytest.mark.parametrize(
+    ("method", "kind"),
+    [
+        ("PAM", ErrorKind.AUTH),
+        ("LDAP", ErrorKind.AUTH),
+        ("Peer", ErrorKind.CONFIG),
+        ("Ident", ErrorKind.CONFIG),
+        ("certificate", ErrorKind.CONFIG),
+        ("GSSAPI", ErrorKind.CONFIG),
+    ],
+)
+def test_only_password_methods_are_auth(method, kind):
+    """A refused password is AUTH; a refused certificate or peer is not."""
+    error = psycopg.OperationalError(
+        f'FATAL:  {method} authentication failed for user "app_user"'
+    )
+    assert rotsafe.classify(error) is kind
+
+
+@pytest.mark.parametrize("errno", [3118, 3955, 4151])
+def test_a_locked_account_fails_fast(errno):
+    """A locked account is not a password to look for elsewhere."""
+    error = pymysql.err.OperationalError(
+        errno, "Access denied for user 'app_user'@'h'. Account is locked."
+    )
+    assert rotsafe.classify(error) is ErrorKind.HOST_BLOCKED
+
+
 def test_libpq_joined_messages_favour_the_refused_password():
     """When libpq reports several attempts, a refused password wins."""
     error = psycopg.OperationalError(

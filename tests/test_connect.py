@@ -216,9 +216,13 @@ def test_network_errors_propagate_untouched(rotation, unused_port):
     assert rotation.calls == 1
 
 
-def test_special_characters_reach_the_driver_unchanged(rotation):
-    """A password full of URL and quoting characters logs in as stored."""
-    password = "p%8Fw@rd:/?#[]&=+ '\"\\"
+@pytest.mark.parametrize(
+    "password",
+    ["p%8Fw@rd:/?#[]&=+ '\"\\", "pässwörd-€-密码"],
+    ids=["url-and-quotes", "non-ascii"],
+)
+def test_special_characters_reach_the_driver_unchanged(rotation, password):
+    """A password of URL, quoting or non-ASCII characters logs in as stored."""
     rotation.rotator.out_of_band(window=0, password=password)
     secret = rotation.secret()
 
@@ -245,10 +249,11 @@ def test_no_password_reaches_the_logs(rotation, caplog):
     assert first not in caplog.text
 
 
-def test_connect_options_may_not_carry_a_login(rotation):
-    """A password in the connect options is refused: the secret has it."""
-    with pytest.raises(ValueError, match="password"):
-        rotsafe.creator(rotation.secret(), password="x")
+@pytest.mark.parametrize("option", ["password", "user", "host", "dbname"])
+def test_connect_options_may_not_carry_a_login(rotation, option):
+    """Login and target options are refused: they come from the secret."""
+    with pytest.raises(ValueError, match=option):
+        rotsafe.creator(rotation.secret(), **{option: "x"})
 
 
 @pytest.fixture

@@ -160,6 +160,43 @@ def test_malformed_fields_are_named(fields, options, field):
     assert "pw-v1" not in str(caught.value)
 
 
+def test_a_byte_order_mark_is_ignored():
+    """A value saved with a UTF-8 byte order mark still reads."""
+    raw = "\ufeff" + json.dumps({**BASE, "port": 3306})
+    for response in (
+        {"VersionId": "v1", "SecretString": raw},
+        {"VersionId": "v1", "SecretBinary": raw.encode()},
+    ):
+        secret = rotsafe.RotatingSecret(
+            SECRET_ID, source=ResponseSource(response)
+        )
+        assert secret.credentials().username == "app_user"
+
+
+def test_deep_nesting_is_a_format_error():
+    """A value nested past the parser's depth is refused like bad JSON."""
+    raw = "[" * 100_000 + "]" * 100_000
+    secret = rotsafe.RotatingSecret(
+        SECRET_ID,
+        source=ResponseSource({"VersionId": "v", "SecretString": raw}),
+    )
+    with pytest.raises(rotsafe.SecretFormatError):
+        secret.credentials()
+
+
+def test_errors_name_the_stage_and_version():
+    """A malformed version is named by its stage and version id."""
+    source = MemorySource(BASE)
+    version = source.put({**BASE, "port": "abc"}, stages=["AWSPENDING"])
+    secret = rotsafe.RotatingSecret(SECRET_ID, source=source)
+
+    with pytest.raises(rotsafe.SecretFormatError) as caught:
+        secret.stage("AWSPENDING")
+    assert "AWSPENDING" in str(caught.value)
+    assert version in str(caught.value)
+    assert caught.value.stage == "AWSPENDING"
+
+
 def test_binary_secret_that_is_not_utf8():
     """A SecretBinary that is not text is refused, naming SecretBinary."""
     secret = rotsafe.RotatingSecret(
@@ -171,6 +208,7 @@ def test_binary_secret_that_is_not_utf8():
     with pytest.raises(rotsafe.SecretFormatError) as caught:
         secret.credentials()
     assert caught.value.field == "SecretBinary"
+    assert caught.value.__context__ is None, "the decode error holds it all"
 
 
 def test_json_that_is_not_an_object():

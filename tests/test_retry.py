@@ -13,7 +13,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 import rotsafe
-from rotsafe.testing import ManualClock, MemorySource
+from rotsafe.testing import ManualClock, MemorySource, no_waits
 
 REFUSED = pymysql.err.OperationalError(
     1045, "Access denied for user 'app'@'h' (using password: YES)"
@@ -196,6 +196,32 @@ def test_the_deadline_bounds_the_retries(fake_secret, clock):
     with pytest.raises(pymysql.err.OperationalError):
         always_refused()
     assert 2 <= len(calls) <= 6
+
+
+def test_no_waits_skips_the_backoff(source_secret_real_clock):
+    """Inside no_waits, retries come at once: no real time passes."""
+    calls = []
+
+    @rotsafe.retry_on_auth_error(source_secret_real_clock, attempts=5)
+    def always_refused() -> None:
+        calls.append(time.monotonic())
+        raise pymysql.err.OperationalError(*REFUSED.args)
+
+    with no_waits(), pytest.raises(pymysql.err.OperationalError):
+        always_refused()
+
+    assert len(calls) == 5
+    assert calls[-1] - calls[0] < 0.5
+
+
+@pytest.fixture
+def source_secret_real_clock() -> rotsafe.RotatingSecret:
+    return rotsafe.RotatingSecret(
+        "prod/app/db",
+        source=MemorySource(SECRET),
+        min_refresh_interval=0,
+        sleep=lambda seconds: pytest.fail("no_waits must skip every wait"),
+    )
 
 
 def test_signature_and_metadata_are_kept(fake_secret):

@@ -41,6 +41,8 @@ def source() -> MemorySource:
 def make(
     source: MemorySource, clock: ManualClock, **options: object
 ) -> rotsafe.RotatingSecret:
+    """A secret on a manual clock, refreshing in the caller's thread."""
+    options.setdefault("refresh_in_background", False)
     return rotsafe.RotatingSecret(
         "prod/app/db", source=source, clock=clock, **options
     )
@@ -142,6 +144,25 @@ def test_expired_ttl_serves_others_while_one_refreshes(clock):
     assert secret.credentials().password == "pw-v2"
 
 
+def test_background_refresh_keeps_every_caller_waiting_for_nothing(clock):
+    """By default the TTL refresh runs in a thread of its own."""
+    source = SlowSource(SECRET)
+    secret = make(source, clock, ttl=10, refresh_in_background=True)
+    cached = secret.credentials()
+    source.put(value("pw-v2"))
+    clock.advance(11)
+
+    source.hold()
+    served = [secret.credentials() for _ in range(100)]
+    assert source.entered.wait(timeout=10), "a refresh was started"
+    assert all(each is cached for each in served)
+    assert threading.current_thread().name == "MainThread"
+
+    source.release()
+    wait_until(lambda: secret.credentials().password == "pw-v2")
+    assert source.calls == ["AWSCURRENT", "AWSCURRENT"]
+
+
 def test_failed_refresh_serves_the_cache_and_backs_off(source, clock, caplog):
     """With Secrets Manager down, the cache is served and calls thin out."""
     secret = make(source, clock, ttl=10, max_stale=3600)
@@ -172,22 +193,36 @@ def test_failed_refresh_serves_the_cache_and_backs_off(source, clock, caplog):
 
 
 def test_staleness_is_bounded(source, clock):
-    """Past ttl + max_stale without a successful read, the cache is refused."""
-    secret = make(source, clock, ttl=10, max_stale=60)
+    """Past ttl + max_stale without a successful read, every call fails."""
+    secret = make(source, clock, ttl=10, max_stale=20)
     secret.credentials()
     source.fail(rotsafe.SecretUnavailable("prod/app/db", "AWSCURRENT", "down"))
 
-    clock.advance(65)
-    secret.credentials()
-    clock.advance(10)
-
-    def serve_for(seconds: int) -> None:
-        for _ in range(seconds):
-            clock.advance(1)
+    for _ in range(29):
+        clock.advance(1)
+        secret.credentials()
+    clock.advance(2)
+    for _ in range(120):
+        clock.advance(0.5)
+        with pytest.raises(rotsafe.SecretUnavailable, match="max_stale"):
             secret.credentials()
 
-    with pytest.raises(rotsafe.SecretUnavailable, match="max_stale"):
-        serve_for(120)
+    source.fail(None)
+    clock.advance(61)
+    assert secret.credentials().password == "pw-v1"
+
+
+def test_an_unexpected_source_error_is_a_failed_read(source, clock):
+    """A source that raises anything at all is backed off like an outage."""
+    secret = make(source, clock, ttl=10)
+    cached = secret.credentials()
+    source.put(value("pw-v2", port="3306\u00b2"))
+
+    for _ in range(100):
+        clock.advance(0.2)
+        assert secret.credentials() is cached
+
+    assert len(source.calls) < 10
 
 
 def test_nothing_cached_raises_and_backs_off(source, clock):
@@ -200,7 +235,7 @@ def test_nothing_cached_raises_and_backs_off(source, clock):
     assert "down" in str(caught.value)
 
     for _ in range(50):
-        with pytest.raises(rotsafe.SecretUnavailable, match="next is allowed"):
+        with pytest.raises(rotsafe.SecretUnavailable, match="down"):
             secret.credentials()
     assert len(source.calls) == 1
 
@@ -317,12 +352,49 @@ def test_accepting_current_again_ends_the_fallback(source, clock):
     assert secret.credentials() is current
 
 
+def test_a_lagging_cache_does_not_undo_a_rotation(clock):
+    """A SecretCache still holding the old value is not read as a rotation."""
+    cache = StringCache(value("pw-v1"))
+    direct = MemorySource(SECRET)
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db",
+        cache=cache,
+        source=direct,
+        clock=clock,
+        ttl=10,
+        refresh_in_background=False,
+    )
+    rotations: list[rotsafe.Rotation] = []
+    secret.on_rotation(rotations.append)
+    secret.credentials()
+
+    direct.put(value("pw-v2"))
+    clock.advance(2)
+    assert secret.refresh().password == "pw-v2"
+    for _ in range(5):
+        clock.advance(11)
+        assert secret.credentials().password == "pw-v2"
+
+    cache.value = json.dumps(value("pw-v2"))
+    clock.advance(11)
+    assert secret.credentials().password == "pw-v2"
+    cache.value = json.dumps(value("pw-v3"))
+    clock.advance(11)
+    assert secret.credentials().password == "pw-v3"
+    assert len(rotations) == 2
+
+
 def test_secret_cache_answers_ttl_refreshes(clock):
     """With a SecretCache, steady reads go to it and forced ones do not."""
     cache = StringCache(value("pw-v1"))
     direct = MemorySource(SECRET)
     secret = rotsafe.RotatingSecret(
-        "prod/app/db", cache=cache, source=direct, clock=clock, ttl=10
+        "prod/app/db",
+        cache=cache,
+        source=direct,
+        clock=clock,
+        ttl=10,
+        refresh_in_background=False,
     )
 
     assert secret.credentials().password == "pw-v1"
@@ -349,18 +421,49 @@ def test_repr_hides_the_password(source, clock):
 
 @pytest.mark.parametrize(
     ("option", "bad"),
-    [("ttl", 0), ("ttl", -1), ("min_refresh_interval", float("nan"))],
+    [
+        ("ttl", 0),
+        ("ttl", -1),
+        ("min_refresh_interval", float("nan")),
+        ("port", "3306"),
+        ("port", True),
+        ("port", 0),
+        ("port", 3306.5),
+        ("host", ""),
+        ("host", 123),
+        ("database", " "),
+    ],
 )
-def test_bad_durations_are_refused(source, option, bad):
-    """Durations must be finite, non-negative, and a TTL longer than zero."""
+def test_bad_arguments_are_refused(source, option, bad):
+    """Durations, ports, hosts and databases are checked when given."""
     with pytest.raises(ValueError, match=option):
         rotsafe.RotatingSecret("prod/app/db", source=source, **{option: bad})
+
+
+def test_a_missing_region_is_a_clear_error(monkeypatch, tmp_path):
+    """With no region anywhere, the first read says what to set."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    secret = rotsafe.RotatingSecret("prod/app/db")
+
+    with pytest.raises(rotsafe.SecretUnavailable, match="AWS_REGION"):
+        secret.credentials()
 
 
 def test_an_unknown_driver_is_refused(source):
     """A driver rotsafe does not know is named in the error."""
     with pytest.raises(ValueError, match="oracledb"):
         rotsafe.RotatingSecret("prod/app/db", source=source, driver="oracledb")
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    """Block until ``condition()`` is true; a bound against hangs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the condition never held")
+        time.sleep(0.001)
 
 
 def wait_until_waiting_in(

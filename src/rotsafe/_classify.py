@@ -40,7 +40,7 @@ class ErrorKind(enum.Enum):
     """Too many connections: back off, do not refresh."""
 
     HOST_BLOCKED = "host_blocked"
-    """The server refuses this client host: fail fast, never retried."""
+    """The server refuses this client host or a locked account: fail fast."""
 
     NETWORK = "network"
     """The server could not be reached or dropped the connection."""
@@ -53,10 +53,10 @@ class ErrorKind(enum.Enum):
 
 
 _MYSQL_ERRNO: dict[int, ErrorKind] = {
-    **dict.fromkeys((1045, 1698, 1820, 1862, 3118, 4151), ErrorKind.AUTH),
+    **dict.fromkeys((1045, 1698, 1820, 1862), ErrorKind.AUTH),
     **dict.fromkeys((1044, 1142, 1143, 1227, 1370), ErrorKind.PERMISSION),
     **dict.fromkeys((1040, 1203, 1226, 1135), ErrorKind.CAPACITY),
-    **dict.fromkeys((1129, 1130), ErrorKind.HOST_BLOCKED),
+    **dict.fromkeys((1129, 1130, 3118, 3955, 4151), ErrorKind.HOST_BLOCKED),
     **dict.fromkeys(
         (
             1053,
@@ -97,13 +97,12 @@ _TEXT: list[tuple[ErrorKind, re.Pattern[str]]] = [
     for kind, pattern in (
         (ErrorKind.MISSING_CREDENTIALS, r"no password supplied"),
         (ErrorKind.MISSING_CREDENTIALS, r"using password: no\b"),
+        (ErrorKind.HOST_BLOCKED, r"account is (locked|blocked)"),
         (ErrorKind.AUTH, r"password authentication failed"),
+        (ErrorKind.AUTH, r"(pam|ldap|radius) authentication failed"),
         (ErrorKind.AUTH, r"access denied for user .*using password: yes"),
-        # A server that takes only TLS answers a refused password, under
-        # sslmode=prefer, with its refusal of the plain-text second try.
-        (ErrorKind.AUTH, r"no pg_hba\.conf entry .*no encryption"),
-        (ErrorKind.AUTH, r"\bauthentication failed\b"),
         (ErrorKind.AUTH, r"password (has )?expired"),
+        (ErrorKind.CONFIG, r"(ident|peer|certificate|gssapi|sspi) auth"),
         (ErrorKind.PERMISSION, r"permission denied"),
         (ErrorKind.PERMISSION, r"access denied for user .* to database"),
         (ErrorKind.PERMISSION, r"command denied to user"),

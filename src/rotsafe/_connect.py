@@ -8,7 +8,9 @@ Errors that are not about the credentials are never answered with a refresh.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import tenacity
@@ -25,6 +27,7 @@ from rotsafe._errors import (
 )
 from rotsafe._secret import RotatingSecret
 from rotsafe._sources import AWSCURRENT, AWSPENDING, AWSPREVIOUS
+from rotsafe._waits import waiter
 
 logger = logging.getLogger("rotsafe.connect")
 
@@ -44,12 +47,14 @@ _SETUP_ADVICE = {
         "connect options or the URL replaces the secret's login"
     ),
     ErrorKind.HOST_BLOCKED: (
-        "the server refuses this client host (pg_hba.conf, MySQL host "
-        "grants, or a host blocked after connection errors: FLUSH HOSTS)"
+        "the server refuses this client host or this account (pg_hba.conf, "
+        "MySQL host grants, a host blocked after connection errors, or an "
+        "account locked after failed logins); the driver's error below "
+        "says which"
     ),
     ErrorKind.CONFIG: (
-        "TLS, the authentication plugin or the database name is wrong; "
-        "the driver's error below says which"
+        "the server refused the client's setup (TLS, the authentication "
+        "method, or the database name); the driver's error below says which"
     ),
 }
 
@@ -109,26 +114,30 @@ def connect_with(
         first.stage,
         first.version_id,
     )
-    fallback = _Fallback(secret, attempt, first, refused, refused_at)
     seconds = to_seconds(deadline, "deadline")
     until = Deadline(secret.clock, seconds)
+    fallback = _Fallback(
+        secret, attempt, first, refused, refused_at=refused_at, until=until
+    )
     retrying = tenacity.Retrying(
         wait=until.wait(_WAIT),
         stop=until.stop(),
         retry=tenacity.retry_if_exception_type(_AllRefused),
-        sleep=sleep or secret.sleep,
+        sleep=waiter(sleep or secret.sleep),
         before_sleep=fallback.log_round,
         reraise=True,
     )
     try:
         return retrying(fallback.round)
     except _AllRefused:
-        raise CredentialsRejected(
+        error = CredentialsRejected(
             secret.secret_id,
             [(c.stage, c.version_id) for c in fallback.tried],
             seconds,
             secrets_manager_error=fallback.source_error,
-        ) from fallback.refused
+        )
+        logger.error("%s", error)
+        raise error from fallback.refused
 
 
 class Connector:
@@ -186,6 +195,35 @@ def creator(
     return Connector(secret, dict(connect_kwargs), deadline)
 
 
+class _Rounds:
+    """Fallback rounds of one secret, run by one thread at a time.
+
+    A crowd of threads refused together would otherwise each probe the
+    database with every stage, round after round: a login storm, and with
+    MySQL's FAILED_LOGIN_ATTEMPTS a locked account. A thread probes only if
+    no other thread has probed since its own last look; otherwise it tries
+    just what that round left the secret serving.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.completed = 0
+
+
+_ROUNDS: weakref.WeakKeyDictionary[RotatingSecret, _Rounds] = (
+    weakref.WeakKeyDictionary()
+)
+_ROUNDS_LOCK = threading.Lock()
+
+
+def _rounds_of(secret: RotatingSecret) -> _Rounds:
+    with _ROUNDS_LOCK:
+        rounds = _ROUNDS.get(secret)
+        if rounds is None:
+            rounds = _ROUNDS[secret] = _Rounds()
+        return rounds
+
+
 class _Fallback(Generic[T]):
     """The state of one connection's fallback: what was tried, what failed."""
 
@@ -195,23 +233,77 @@ class _Fallback(Generic[T]):
         attempt: Callable[[Credentials], T],
         first: Credentials,
         refused: BaseException,
+        *,
         refused_at: float,
+        until: Deadline,
     ) -> None:
         self.secret = secret
         self.attempt = attempt
+        self.first = first
         self.refused = refused
         self.refused_at = refused_at
+        self.until = until
         self.tried: list[Credentials] = [first]
         self.source_error: str | None = None
         self.rounds = 0
+        self.probes = 0
         self.current: Credentials | None = None
         self.others: dict[str, Credentials | None] = {}
+        self.unread = {AWSPENDING, AWSPREVIOUS}
+        # Rounds any thread completed before this one looked.
+        self.seen = _rounds_of(secret).completed
 
     def round(self) -> T:
-        """Try every distinct credential once; raise if all are refused."""
+        """Run one round, or share one another thread ran meanwhile.
+
+        Raises:
+            _AllRefused: Every credential tried was refused.
+        """
         self.rounds += 1
-        tried_now = [self.tried[0]] if self.rounds == 1 else []
-        for candidate in self._candidates():
+        rounds = _rounds_of(self.secret)
+        if not rounds.lock.acquire(timeout=max(0.01, self.until.remaining())):
+            raise _AllRefused
+        try:
+            shared = rounds.completed != self.seen
+            if not shared:
+                try:
+                    return self._probe()
+                finally:
+                    rounds.completed += 1
+                    self.seen = rounds.completed
+            self.seen = rounds.completed
+        finally:
+            rounds.lock.release()
+        return self._try_served()
+
+    def log_round(self, state: tenacity.RetryCallState) -> None:
+        logger.warning(
+            "secret %s: no stage's credentials were accepted (round %d); "
+            "trying again in %.2f s",
+            self.secret.secret_id,
+            self.rounds,
+            state.upcoming_sleep,
+        )
+
+    def _try_served(self) -> T:
+        """Try what another thread's round left the secret serving."""
+        served = self._read(None)[0]
+        if served is None or served.same_login(self.first):
+            raise _AllRefused
+        return self._try([served], tried_now=[])
+
+    def _probe(self) -> T:
+        """Try every distinct credential once, reading stages as needed."""
+        self.probes += 1
+        tried_now = [self.first] if self.probes == 1 else []
+        return self._try(self._candidates(), tried_now)
+
+    def _try(
+        self,
+        candidates: Iterable[Credentials | None],
+        tried_now: list[Credentials],
+    ) -> T:
+        for candidate in candidates:
             if candidate is None or any(
                 candidate.same_login(done) for done in tried_now
             ):
@@ -242,15 +334,6 @@ class _Fallback(Generic[T]):
             return connection
         raise _AllRefused
 
-    def log_round(self, state: tenacity.RetryCallState) -> None:
-        logger.warning(
-            "secret %s: no stage's credentials were accepted (round %d); "
-            "trying again in %.2f s",
-            self.secret.secret_id,
-            self.rounds,
-            state.upcoming_sleep,
-        )
-
     def _candidates(self) -> Iterator[Credentials | None]:
         """Yield the credentials worth trying in this round, best first.
 
@@ -258,44 +341,52 @@ class _Fallback(Generic[T]):
         what the secret serves now, free: another connection may have found
         the working stage meanwhile. ``AWSCURRENT`` is read every round
         (rate-limited by the secret). ``AWSPENDING`` and ``AWSPREVIOUS`` are
-        read in the first round and whenever ``AWSCURRENT`` moves: outside
-        a new rotation they change only with it. In the first round, a read
-        any thread made since the database first refused this login is
-        recent enough: the database had changed by then.
+        read until a read succeeds, and again whenever ``AWSCURRENT`` moves:
+        outside a new rotation they change only with it. In the first round,
+        a read any thread made since the database first refused this login
+        is recent enough: the database had changed by then.
         """
-        since = self.refused_at if self.rounds == 1 else None
-        yield self._read(None)
+        since = self.refused_at if self.probes == 1 else None
+        yield self._read(None)[0]
 
-        current = self._read(AWSCURRENT, since)
-        moved = current is not None and (
-            self.current is None or not current.same_login(self.current)
-        )
+        current = self._read(AWSCURRENT, since)[0]
         if current is not None:
+            if self.current is not None and not current.same_login(
+                self.current
+            ):
+                self.unread |= {AWSPENDING, AWSPREVIOUS}
             self.current = current
         yield self.current
 
         for stage in (AWSPENDING, AWSPREVIOUS):
-            if moved or self.rounds == 1:
-                self.others[stage] = self._read(stage, since)
+            if stage in self.unread:
+                found, ok = self._read(stage, since)
+                if ok:
+                    self.unread.discard(stage)
+                    self.others[stage] = found
             yield self.others.get(stage)
 
     def _read(
         self, stage: str | None, since: float | None = None
-    ) -> Credentials | None:
-        """Read a stage, or with ``None`` what the secret serves now."""
+    ) -> tuple[Credentials | None, bool]:
+        """Read a stage, or with ``None`` what the secret serves now.
+
+        Returns the credentials (``None`` when no version carries the
+        stage) and whether the read succeeded.
+        """
         try:
             if stage is None:
-                return self.secret.credentials()
-            return self.secret.stage(stage, since=since)
+                return self.secret.credentials(), True
+            return self.secret.stage(stage, since=since), True
         except RotsafeError as exc:
             self.source_error = str(exc)
             logger.warning(
                 "secret %s: could not read %s during fallback: %s",
                 self.secret.secret_id,
-                stage,
+                stage or "the served credentials",
                 exc,
             )
-            return None
+            return None, False
 
     def _remember(self, candidate: Credentials) -> None:
         if not any(candidate.same_login(done) for done in self.tried):

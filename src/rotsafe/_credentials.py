@@ -9,6 +9,7 @@ and binary secrets holding JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -128,7 +129,13 @@ def parse_secret(
         SecretFormatError: The value is not a JSON object, or a field is
             missing or malformed. The message names the field, never a value.
     """
-    fields = _decode(secret_id, value)
+
+    def fail(field: str, problem: str) -> SecretFormatError:
+        return SecretFormatError(
+            secret_id, field, problem, stage=stage, version_id=version_id
+        )
+
+    fields = _decode(value, fail)
 
     def text(name: str, *aliases: str) -> str | None:
         for key in (name, *aliases):
@@ -136,25 +143,24 @@ def parse_secret(
             if found is None:
                 continue
             if not isinstance(found, str) or not found.strip():
-                raise SecretFormatError(
-                    secret_id, key, f"{key!r} is not a non-empty string"
-                )
+                raise fail(key, f"{key!r} is not a non-empty string")
+            if "\x00" in found:
+                raise fail(key, f"{key!r} holds a NUL character")
             return found
         return None
 
     username = text("username")
     if username is None:
-        raise SecretFormatError(secret_id, "username", "'username' is missing")
+        raise fail("username", "'username' is missing")
     password = text("password")
     if password is None:
-        raise SecretFormatError(secret_id, "password", "'password' is missing")
+        raise fail("password", "'password' is missing")
 
-    family = _family(secret_id, text("engine"), target.family)
+    family = _family(text("engine"), target.family, fail)
 
     host = target.host or text("host")
     if host is None:
-        raise SecretFormatError(
-            secret_id,
+        raise fail(
             "host",
             "'host' is missing (RDS-managed secrets hold only a username and "
             "password: pass host= to RotatingSecret)",
@@ -163,14 +169,14 @@ def parse_secret(
     if target.port is not None:
         port = target.port
     elif "port" in fields:
-        port = _port(secret_id, fields["port"])
+        port = _port(fields["port"], fail)
     else:
         port = DEFAULT_PORT[family]
 
     return Credentials(
         username=username,
         password=password,
-        host=host,
+        host=host.strip(),
         port=port,
         database=target.database or text("dbname", "database"),
         family=family,
@@ -180,24 +186,30 @@ def parse_secret(
     )
 
 
-def _decode(secret_id: str, value: str | bytes) -> dict[str, Any]:
+_Fail = Callable[[str, str], SecretFormatError]
+
+
+def _decode(value: str | bytes, fail: _Fail) -> dict[str, Any]:
     member = "SecretBinary" if isinstance(value, bytes) else "SecretString"
+    # No error below is chained or raised while handling another: the
+    # decoders' errors carry the whole secret.
+    text: str | None
     if isinstance(value, bytes):
         try:
-            value = value.decode("utf-8")
+            text = value.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise SecretFormatError(
-                secret_id, member, "SecretBinary is not UTF-8 text"
-            ) from None
+            text = None
+        if text is None:
+            raise fail(member, "SecretBinary is not UTF-8 text")
+    else:
+        text = value.removeprefix("\ufeff")
 
-    # Neither error is chained: json's carries the whole document.
     try:
-        decoded = json.loads(value)
-    except ValueError:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
         decoded = None
     if not isinstance(decoded, dict):
-        raise SecretFormatError(
-            secret_id,
+        raise fail(
             member,
             f"{member} is not a JSON object (a plain password string cannot "
             f"say which user and host it is for)",
@@ -205,46 +217,41 @@ def _decode(secret_id: str, value: str | bytes) -> dict[str, Any]:
     return decoded
 
 
-def _family(
-    secret_id: str, engine: str | None, wanted: Family | None
-) -> Family:
+def _family(engine: str | None, wanted: Family | None, fail: _Fail) -> Family:
     if engine is None:
         if wanted is None:
-            raise SecretFormatError(
-                secret_id,
+            raise fail(
                 "engine",
-                "'engine' is missing and no driver was given: pass "
-                "driver= to RotatingSecret",
+                "'engine' is missing and no driver was given: pass driver= "
+                "to RotatingSecret",
             )
         return wanted
 
     family = family_of_engine(engine)
     if family is None:
         supported = ", ".join(sorted(_FAMILY_OF_ENGINE))
-        raise SecretFormatError(
-            secret_id,
+        raise fail(
             "engine",
             f"'engine' names an engine rotsafe does not support "
             f"(supported: {supported})",
         )
     if wanted is not None and wanted != family:
-        raise SecretFormatError(
-            secret_id,
+        raise fail(
             "engine",
-            f"'engine' is a {family} engine but the driver given is for "
-            f"{wanted}",
+            f"'engine' is a {family} engine but the driver given to "
+            f"RotatingSecret is for {wanted}; correct one or the other",
         )
     return family
 
 
-def _port(secret_id: str, raw: object) -> int:
+def _port(raw: object, fail: _Fail) -> int:
     port: int | None = None
     if isinstance(raw, int) and not isinstance(raw, bool):
         port = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
-        port = int(raw.strip())
+    elif isinstance(raw, str):
+        digits = raw.strip()
+        if digits.isascii() and digits.isdigit() and len(digits) <= 5:
+            port = int(digits)
     if port is None or not 0 < port < 65536:
-        raise SecretFormatError(
-            secret_id, "port", "'port' is not a TCP port number"
-        )
+        raise fail("port", "'port' is not a TCP port number")
     return port

@@ -14,7 +14,20 @@ from typing import Any
 
 from rotsafe._credentials import Credentials, Family
 
-_LOGIN_FIELDS = frozenset({"user", "username", "password", "passwd"})
+# Connect options that would fight the secret over the login or its target.
+_SECRET_FIELDS = frozenset(
+    {
+        "user",
+        "username",
+        "password",
+        "passwd",
+        "host",
+        "port",
+        "database",
+        "dbname",
+        "db",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,9 @@ class Driver:
         extra: The rotsafe extra that installs it.
         user, password, host, port, database: The driver's keyword
             arguments for each login field.
+        password_bytes: Whether the password is passed as UTF-8 bytes:
+            PyMySQL encodes a ``str`` password as Latin-1, which garbles
+            every other character.
     """
 
     name: str
@@ -39,6 +55,7 @@ class Driver:
     host: str = "host"
     port: str = "port"
     database: str = "database"
+    password_bytes: bool = False
 
     def load(self) -> ModuleType:
         """Import the driver's module.
@@ -58,9 +75,12 @@ class Driver:
 
     def login_arguments(self, credentials: Credentials) -> dict[str, Any]:
         """Return the keyword arguments that log in with ``credentials``."""
+        password: str | bytes = credentials.password
+        if self.password_bytes:
+            password = credentials.password.encode("utf-8")
         arguments: dict[str, Any] = {
             self.user: credentials.username,
-            self.password: credentials.password,
+            self.password: password,
             self.host: credentials.host,
             self.port: credentials.port,
         }
@@ -82,7 +102,9 @@ class Driver:
 DRIVERS: dict[str, Driver] = {
     driver.name: driver
     for driver in (
-        Driver("pymysql", "mysql", "pymysql", extra="mysql"),
+        Driver(
+            "pymysql", "mysql", "pymysql", extra="mysql", password_bytes=True
+        ),
         Driver(
             "psycopg",
             "postgresql",
@@ -122,12 +144,14 @@ def check_options(options: Mapping[str, Any]) -> None:
     """Refuse connect options that would override the secret's login.
 
     Raises:
-        ValueError: ``options`` holds a user or password.
+        ValueError: ``options`` holds a user, password, host, port or
+            database.
     """
-    clash = _LOGIN_FIELDS.intersection(options)
+    clash = _SECRET_FIELDS.intersection(options)
     if clash:
         msg = (
-            f"connect options must not hold {', '.join(sorted(clash))}: "
-            f"the login comes from the secret"
+            f"connect options must not hold {', '.join(sorted(clash))}: the "
+            f"login comes from the secret; pass host=, port= or database= "
+            f"to RotatingSecret to override the secret's"
         )
         raise ValueError(msg)

@@ -33,20 +33,45 @@ class SecretFormatError(RotsafeError, ValueError):
     Attributes:
         secret_id: The secret, as the caller named it.
         field: The JSON field (or response member) that is missing or wrong.
+        stage: The staging label the value was read under, when known.
+        version_id: The version that holds the value, when known.
     """
 
-    def __init__(self, secret_id: str, field: str, problem: str) -> None:
+    def __init__(
+        self,
+        secret_id: str,
+        field: str,
+        problem: str,
+        *,
+        stage: str | None = None,
+        version_id: str | None = None,
+    ) -> None:
         self.secret_id = secret_id
         self.field = field
         self.problem = problem
+        self.stage = stage
+        self.version_id = version_id
+        where = ", ".join(
+            part
+            for part in (stage, version_id and f"version {version_id}")
+            if part
+        )
         super().__init__(
-            f"secret {secret_id!r}: {problem}. Fix the secret's value in "
-            f"Secrets Manager, or pass the field to RotatingSecret where it "
-            f"allows (host, port, database, driver)."
+            f"secret {secret_id!r}{f' ({where})' if where else ''}: "
+            f"{problem}. Fix the secret's value in Secrets Manager, or pass "
+            f"the field to RotatingSecret where it allows (host, port, "
+            f"database, driver)."
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.secret_id, self.field, self.problem))
+        return (
+            _rebuild,
+            (
+                type(self),
+                (self.secret_id, self.field, self.problem),
+                {"stage": self.stage, "version_id": self.version_id},
+            ),
+        )
 
 
 class SecretUnavailable(RotsafeError):
@@ -106,19 +131,17 @@ class CredentialsRejected(RotsafeError):
         )
         if secrets_manager_error:
             message += (
-                f" Secrets Manager could not be read either: "
-                f"{secrets_manager_error}"
+                f" Some stages could not be used: {secrets_manager_error}"
             )
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
-            _rejected,
+            _rebuild,
             (
-                self.secret_id,
-                self.tried,
-                self.deadline,
-                self.secrets_manager_error,
+                type(self),
+                (self.secret_id, self.tried, self.deadline),
+                {"secrets_manager_error": self.secrets_manager_error},
             ),
         )
 
@@ -148,16 +171,8 @@ class ConnectionSetupError(RotsafeError):
         return (type(self), (self.secret_id, self.kind, self.advice))
 
 
-def _rejected(
-    secret_id: str,
-    tried: Sequence[tuple[str, str | None]],
-    deadline: float,
-    secrets_manager_error: str | None,
-) -> CredentialsRejected:
-    """Rebuild a :class:`CredentialsRejected` when it is unpickled."""
-    return CredentialsRejected(
-        secret_id,
-        tried,
-        deadline,
-        secrets_manager_error=secrets_manager_error,
-    )
+def _rebuild(
+    cls: type[RotsafeError], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RotsafeError:
+    """Rebuild an error with keyword arguments when it is unpickled."""
+    return cls(*args, **kwargs)

@@ -23,6 +23,7 @@ from rotsafe._durations import Duration, to_seconds
 from rotsafe._errors import CredentialsRejected, RotsafeError
 from rotsafe._secret import RotatingSecret
 from rotsafe._sqlalchemy import attachment_of
+from rotsafe._waits import async_wait, waiter
 
 logger = logging.getLogger("rotsafe.retry")
 
@@ -96,7 +97,7 @@ def retry_on_auth_error(
             @functools.wraps(function)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 retrying = tenacity.AsyncRetrying(
-                    before_sleep=prepare_async, **bounds()
+                    before_sleep=prepare_async, sleep=async_wait, **bounds()
                 )
                 try:
                     return await retrying(coroutine, *args, **kwargs)
@@ -109,7 +110,7 @@ def retry_on_auth_error(
         @functools.wraps(function)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             retrying = tenacity.Retrying(
-                before_sleep=prepare, sleep=secret.sleep, **bounds()
+                before_sleep=prepare, sleep=waiter(secret.sleep), **bounds()
             )
             try:
                 return retrying(function, *args, **kwargs)

@@ -8,11 +8,14 @@ time. During a rotation it serves whichever stage the database accepted.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,12 +40,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("rotsafe.secret")
 
-# A refresh of a stage that finds nothing new waits twice as long before the
-# next one, up to this many seconds, so a stuck fleet polls gently.
+# A read of a stage that finds nothing new makes the next forced read wait
+# twice as long, up to this many seconds, so a stuck fleet polls gently.
 _MAX_UNCHANGED_INTERVAL = 4.0
 
 # How many parsed versions to keep: the stages of one rotation, and spare.
 _PARSED_VERSIONS = 8
+
+# How many logins that AWSCURRENT held before are remembered, so a
+# SecretCache that still holds one is not mistaken for a rotation.
+_SUPERSEDED = 4
+
+# Every live secret, so that a forked child can renew its locks.
+_SECRETS: weakref.WeakSet[RotatingSecret] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -100,17 +110,20 @@ class _Stage:
 class RotatingSecret:
     """A database secret, cached and followed through its rotations.
 
-    ``credentials()`` answers from memory and refreshes ``AWSCURRENT`` once
-    the TTL has passed: the first caller to notice makes the call, the others
-    keep the cached value without waiting. If Secrets Manager fails, the
-    cached value is served for up to ``max_stale`` past its TTL, with a
-    warning, while refreshes back off exponentially.
+    ``credentials()`` answers from memory. Once the TTL has passed, the
+    first caller to notice starts a refresh of ``AWSCURRENT`` in a
+    background thread and every caller keeps the cached value without
+    waiting. If Secrets Manager fails, the cached value is served for up to
+    ``max_stale`` past its TTL, with a warning, while refreshes back off
+    from 1 s to a minute.
 
     When the database refuses ``AWSCURRENT`` during a rotation, rotsafe's
     connectors try ``AWSPENDING`` and ``AWSPREVIOUS``; the first that works is
     served by ``credentials()`` until ``AWSCURRENT`` moves.
 
-    Durations are float seconds or ``timedelta``.
+    Durations are float seconds or ``timedelta``. Create secrets after a
+    process forks, or let rotsafe renew their locks and its own boto3
+    client in the child, which it does.
 
     Args:
         secret_id: The secret's name or ARN.
@@ -118,8 +131,9 @@ class RotatingSecret:
             each refresh comes after 80 to 100 % of it, so a fleet spreads
             its calls.
         client: A boto3 ``secretsmanager`` client. Without one, a client is
-            made from boto3's default session, with a 2 s connect timeout,
-            a 3 s read timeout and one retry.
+            made on first use from boto3's default session (which needs a
+            region, from ``AWS_REGION`` or the AWS config), with a 2 s
+            connect timeout, a 3 s read timeout and two attempts in all.
         cache: An ``aws_secretsmanager_caching.SecretCache`` to answer the
             TTL refreshes of ``AWSCURRENT``. Forced refreshes and the other
             stages still call ``GetSecretValue``, since that library's own
@@ -133,15 +147,24 @@ class RotatingSecret:
             ``"psycopg"``). It also tells the engine family when the secret
             has no ``engine``.
         min_refresh_interval: The least time between two forced reads of one
-            stage; concurrent callers within it share one read.
+            stage; concurrent callers within it share one read. While reads
+            keep finding the same version, the interval doubles, up to 4 s
+            (or ``min_refresh_interval`` if that is longer).
         max_stale: How long past its TTL a cached value may be served while
             Secrets Manager fails; ``None`` serves it for as long as it
             takes. A stale password is still checked by the database, so
             the default is generous.
+        refresh_in_background: Whether TTL refreshes run in a short-lived
+            daemon thread, so that no caller waits for Secrets Manager once
+            a value is cached. With ``False`` the caller that notices the
+            expiry makes the call, which suits tests with a manual clock.
         clock: The monotonic clock, in seconds, that TTLs, rate limits and
             deadlines of this secret are measured by; for tests.
         sleep: How backoff waits of this secret's connections wait; for
             tests, with a clock that it moves.
+
+    Raises:
+        ValueError: An argument is out of range, or ``driver`` is unknown.
     """
 
     def __init__(
@@ -158,11 +181,12 @@ class RotatingSecret:
         driver: str | None = None,
         min_refresh_interval: Duration = 1.0,
         max_stale: Duration | None = timedelta(hours=24),
+        refresh_in_background: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not secret_id:
-            msg = "secret_id must name a secret"
+        if not isinstance(secret_id, str) or not secret_id.strip():
+            msg = "secret_id must be a secret's name or ARN"
             raise ValueError(msg)
         if client is not None and source is not None:
             msg = "pass client= or source=, not both"
@@ -179,11 +203,12 @@ class RotatingSecret:
         self.max_stale = (
             None if max_stale is None else to_seconds(max_stale, "max_stale")
         )
+        self.refresh_in_background = refresh_in_background
         self.driver = driver_named(driver).name if driver else None
         self._target = Target(
-            host=host,
-            port=port,
-            database=database,
+            host=_text_or_none(host, "host"),
+            port=_port_or_none(port),
+            database=_text_or_none(database, "database"),
             family=driver_named(driver).family if driver else None,
         )
         self.clock = clock
@@ -196,16 +221,18 @@ class RotatingSecret:
 
         self._served: _Served | None = None
         self._stages: dict[str, _Stage] = {}
-        self._stages_lock = threading.Lock()
         self._pinned: Credentials | None = None
+        self._superseded: list[Credentials] = []
         self._refusal: tuple[Credentials, float] | None = None
         self._parsed: dict[object, Credentials] = {}
         self._callbacks: list[RotationCallback] = []
+        self._renew_locks()
         # Failed reads are retried after 1 s, 2 s, 4 s... up to a minute,
         # each with full jitter.
         self._backoff = tenacity.Retrying(
             wait=tenacity.wait_random_exponential(multiplier=1, max=60)
         )
+        _SECRETS.add(self)
 
     def __repr__(self) -> str:
         served = self._served
@@ -221,12 +248,11 @@ class RotatingSecret:
         That is ``AWSCURRENT``, or during a rotation the stage the database
         accepted instead. A warm call returns at once without locking. The
         first call reads Secrets Manager and blocks until it answers; after
-        the TTL, one caller refreshes while the others are served the cached
-        value.
+        the TTL, the cached value is served while a refresh runs.
 
         Raises:
             SecretUnavailable: Secrets Manager could not be read and nothing
-                usable is cached.
+                usable is cached, or the cached value is past ``max_stale``.
             SecretFormatError: The secret's value is malformed and nothing
                 usable is cached.
         """
@@ -239,8 +265,9 @@ class RotatingSecret:
         """Read ``AWSCURRENT`` now; return what ``credentials()`` will serve.
 
         Concurrent callers share one call, and calls within
-        ``min_refresh_interval`` of the last are answered from the cache, so
-        a crowd of threads that all hit an authentication error make one
+        ``min_refresh_interval`` of the last (longer while reads keep finding
+        the same version, see there) are answered from the cache, so a crowd
+        of threads that all hit an authentication error make one
         ``GetSecretValue`` call. If Secrets Manager fails, the cached value
         is returned and a warning logged.
 
@@ -251,9 +278,7 @@ class RotatingSecret:
                 usable is cached.
         """
         self._read_stage(AWSCURRENT, self._source)
-        served = self._served
-        assert served is not None  # noqa: S101 - a read either set it or raised
-        return served.credentials
+        return self._serving()
 
     def stage(
         self, stage: str, *, since: float | None = None
@@ -262,8 +287,7 @@ class RotatingSecret:
 
         ``None`` means no version carries the label (there is no
         ``AWSPENDING`` outside a rotation). Reads are shared and rate-limited
-        like :meth:`refresh`; a read that finds nothing new makes the next
-        one wait twice as long, up to a few seconds.
+        like :meth:`refresh`.
 
         Args:
             stage: ``"AWSPENDING"``, ``"AWSPREVIOUS"``, ``"AWSCURRENT"`` or a
@@ -275,7 +299,8 @@ class RotatingSecret:
         Raises:
             SecretUnavailable: Secrets Manager could not be read and nothing
                 is cached for the stage.
-            SecretFormatError: The stage's value is malformed.
+            SecretFormatError: The stage's value is malformed and nothing is
+                cached for it.
         """
         return self._read_stage(stage, self._source, since)
 
@@ -303,7 +328,7 @@ class RotatingSecret:
         ``AWSCURRENT`` moves, so a rotation window costs one fallback per
         process rather than one per connection.
         """
-        with self._stage_state(AWSCURRENT).lock:
+        with self._pin_lock:
             current = self._current()
             if current is None:
                 return
@@ -346,7 +371,7 @@ class RotatingSecret:
         database had changed by then, so any read of Secrets Manager made
         since is recent enough to look for the new password in.
         """
-        with self._stages_lock:
+        with self._pin_lock:
             refusal = self._refusal
             if refusal is not None and credentials.same_login(refusal[0]):
                 return refusal[1]
@@ -354,27 +379,63 @@ class RotatingSecret:
             self._refusal = (credentials, now)
             return now
 
+    def _serving(self) -> Credentials:
+        served = self._served
+        if served is None:
+            msg = "no credentials are served yet"
+            raise RuntimeError(msg)
+        return served.credentials
+
     def _refresh_expired(self, served: _Served | None) -> Credentials:
-        state = self._stage_state(AWSCURRENT)
+        """Serve past the TTL: start a refresh unless one runs or waits."""
         if served is None:
             self._read_stage(AWSCURRENT, self._steady)
-        elif state.lock.acquire(blocking=False):
+            return self._serving()
+
+        state = self._stage_state(AWSCURRENT)
+        if self.clock() >= state.retry_at and state.lock.acquire(
+            blocking=False
+        ):
+            if self._served is not served:
+                state.lock.release()
+            elif self.refresh_in_background:
+                self._start_background_refresh(state)
+            else:
+                try:
+                    rotation = self._read_locked(
+                        AWSCURRENT, state, self._steady
+                    )
+                finally:
+                    state.lock.release()
+                self._notify(rotation)
+
+        self._check_staleness()
+        return self._serving()
+
+    def _start_background_refresh(self, state: _Stage) -> None:
+        """Refresh AWSCURRENT in a daemon thread; it releases the lock."""
+
+        def refresh() -> None:
+            rotation = None
             try:
-                rotation = (
-                    self._read_locked(AWSCURRENT, state, self._steady)
-                    if self._served is served
-                    else None
+                rotation = self._read_locked(AWSCURRENT, state, self._steady)
+            except Exception:
+                logger.exception(
+                    "secret %s: the background refresh failed",
+                    self.secret_id,
                 )
             finally:
                 state.lock.release()
             self._notify(rotation)
-        else:
-            self._check_staleness()
-            return served.credentials
 
-        fresh = self._served
-        assert fresh is not None  # noqa: S101 - a read either set it or raised
-        return fresh.credentials
+        thread = threading.Thread(
+            target=refresh, name="rotsafe-refresh", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:
+            # No new threads at interpreter shutdown: refresh here instead.
+            refresh()
 
     def _read_stage(
         self, stage: str, source: SecretSource, since: float | None = None
@@ -393,13 +454,8 @@ class RotatingSecret:
             )
             if not (shared or recent or now < state.retry_at):
                 rotation = self._read_locked(stage, state, source)
-            elif state.read is None:
-                raise SecretUnavailable(
-                    self.secret_id,
-                    stage,
-                    f"the last read failed; the next is allowed in "
-                    f"{max(0.0, state.retry_at - now):.1f} s",
-                ) from state.error
+            elif state.read is None and state.error is not None:
+                raise copy.copy(state.error) from state.error.__cause__
             read = state.read
         self._notify(rotation)
         return read.credentials if read else None
@@ -407,29 +463,59 @@ class RotatingSecret:
     def _read_locked(
         self, stage: str, state: _Stage, source: SecretSource
     ) -> Rotation | None:
-        """Make one read of ``stage``; the caller holds ``state.lock``."""
+        """Make one read of ``stage``; the caller holds ``state.lock``.
+
+        Raises:
+            RotsafeError: The read failed and nothing is cached for it.
+        """
         started = self.clock()
+        error: RotsafeError | None = None
         try:
             version = source.get(self.secret_id, stage)
             credentials = self._parse(stage, version)
+            if credentials is None and stage == AWSCURRENT:
+                error = SecretUnavailable(
+                    self.secret_id, stage, "no version carries AWSCURRENT"
+                )
         except RotsafeError as exc:
-            self._read_failed(stage, state, exc, started)
-            return None
+            error = exc
+        except Exception as exc:  # a failing source is a failed read
+            error = SecretUnavailable(
+                self.secret_id,
+                stage,
+                f"reading it failed unexpectedly ({type(exc).__name__})",
+            )
+            error.__cause__ = exc
         finally:
             # Counted once finished: whoever waited meanwhile shares it.
             state.attempts += 1
 
+        if error is not None:
+            self._read_failed(stage, state, error)
+            return None
+
+        previous = state.read
+        if (
+            stage == AWSCURRENT
+            and source is not self._source
+            and previous is not None
+            and credentials is not None
+            and any(credentials.same_login(old) for old in self._superseded)
+        ):
+            logger.debug(
+                "secret %s: the cache still holds an older AWSCURRENT",
+                self.secret_id,
+            )
+            credentials = previous.credentials
+
         state.failures = 0
         state.retry_at = 0.0
         state.error = None
-        previous = state.read
-        unchanged = previous is not None and _same(
-            previous.credentials, credentials
-        )
         interval = self.min_refresh_interval
-        if unchanged and previous is not None:
-            interval = min(
-                max(previous.interval * 2, interval), _MAX_UNCHANGED_INTERVAL
+        if previous is not None and _same(previous.credentials, credentials):
+            interval = max(
+                interval,
+                min(previous.interval * 2, _MAX_UNCHANGED_INTERVAL),
             )
         state.read = _Read(credentials, started, interval)
         logger.debug(
@@ -439,16 +525,12 @@ class RotatingSecret:
             credentials.version_id if credentials else None,
         )
 
-        if stage != AWSCURRENT:
+        if stage != AWSCURRENT or credentials is None:
             return None
-        if credentials is None:
-            raise SecretUnavailable(
-                self.secret_id, stage, "no version carries AWSCURRENT"
-            )
-        return self._serve_current(previous, credentials, started)
+        return self._serve_current(previous, credentials)
 
     def _serve_current(
-        self, previous: _Read | None, current: Credentials, now: float
+        self, previous: _Read | None, current: Credentials
     ) -> Rotation | None:
         """Serve a new read of ``AWSCURRENT``; the caller holds its lock."""
         before = previous.credentials if previous else None
@@ -469,24 +551,39 @@ class RotatingSecret:
             rotation = Rotation(
                 self.secret_id, before.version_id, current.version_id, current
             )
-            self._pinned = None
+            self._superseded = [
+                before,
+                *(
+                    old
+                    for old in self._superseded
+                    if not old.same_login(current)
+                ),
+            ][:_SUPERSEDED]
 
         jitter = random.uniform(0.8, 1.0)  # noqa: S311 - spreads load only
-        self._served = _Served(
-            self._pinned or current, now + self.ttl * jitter
-        )
+        with self._pin_lock:
+            if rotation is not None:
+                self._pinned = None
+            self._served = _Served(
+                self._pinned or current, self.clock() + self.ttl * jitter
+            )
         return rotation
 
     def _read_failed(
-        self, stage: str, state: _Stage, exc: RotsafeError, started: float
+        self, stage: str, state: _Stage, error: RotsafeError
     ) -> None:
-        """Back off after a failed read, and serve the cache if allowed."""
+        """Back off after a failed read, and serve the cache if allowed.
+
+        Raises:
+            RotsafeError: ``error``, when nothing is cached for the stage.
+        """
+        finished = self.clock()
         state.failures += 1
-        state.error = exc
+        state.error = error
         attempt = tenacity.RetryCallState(self._backoff, None, (), {})
         attempt.attempt_number = state.failures
         delay = max(1.0, self._backoff.wait(attempt))
-        state.retry_at = started + delay
+        state.retry_at = finished + delay
 
         read = state.read
         if read is None:
@@ -494,47 +591,58 @@ class RotatingSecret:
                 "secret %s: reading %s failed and nothing is cached: %s",
                 self.secret_id,
                 stage,
-                exc,
+                error,
             )
-            raise exc
+            raise error
 
         if stage == AWSCURRENT:
-            served = self._served
-            assert served is not None  # noqa: S101 - set by the first read
-            self._served = _Served(served.credentials, state.retry_at)
-            self._check_staleness(exc)
+            limit = self._stale_limit()
+            with self._pin_lock:
+                served = self._serving()
+                refresh_at = state.retry_at
+                if limit is not None:
+                    refresh_at = min(refresh_at, max(limit, finished))
+                self._served = _Served(served, refresh_at)
+            if limit is not None and finished > limit:
+                logger.error(
+                    "secret %s: reading AWSCURRENT failed (%s) and the "
+                    "cached value is past max_stale; refusing to serve it",
+                    self.secret_id,
+                    error,
+                )
+                return
 
         logger.warning(
             "secret %s: reading %s failed (%s); serving the value read "
             "%.0f s ago (version %s), next attempt in %.1f s",
             self.secret_id,
             stage,
-            exc,
-            started - read.at,
+            error,
+            finished - read.at,
             read.credentials.version_id if read.credentials else None,
             delay,
         )
 
-    def _check_staleness(self, cause: BaseException | None = None) -> None:
-        """Refuse to serve a value past ``max_stale``."""
-        if self.max_stale is None:
-            return
+    def _stale_limit(self) -> float | None:
+        """When the cached AWSCURRENT stops being served, if ever."""
         read = self._stage_state(AWSCURRENT).read
-        if read is None:
-            return
-        age = self.clock() - read.at
-        if age <= self.ttl + self.max_stale:
-            return
+        if read is None or self.max_stale is None:
+            return None
+        return read.at + self.ttl + self.max_stale
 
-        error = SecretUnavailable(
+    def _check_staleness(self) -> None:
+        """Refuse to serve a value past ``max_stale``."""
+        limit = self._stale_limit()
+        if limit is None or self.clock() <= limit:
+            return
+        state = self._stage_state(AWSCURRENT)
+        raise SecretUnavailable(
             self.secret_id,
             AWSCURRENT,
-            f"the cached value is {age:.0f} s old, past ttl + max_stale "
-            f"({self.ttl + self.max_stale:.0f} s), and no refresh has "
-            f"succeeded since",
-        )
-        logger.error("%s", error)
-        raise error from cause
+            f"the cached value is past ttl + max_stale "
+            f"({self.ttl + (self.max_stale or 0):.0f} s) and no refresh has "
+            f"succeeded since ({state.error})",
+        ) from state.error
 
     def _parse(
         self, stage: str, version: SecretVersion | None
@@ -543,7 +651,8 @@ class RotatingSecret:
         if version is None:
             return None
         key = version.version_id or version.value
-        parsed = self._parsed.get(key)
+        with self._parse_lock:
+            parsed = self._parsed.get(key)
         if parsed is None:
             parsed = parse_secret(
                 self.secret_id,
@@ -552,9 +661,10 @@ class RotatingSecret:
                 stage=stage,
                 version_id=version.version_id,
             )
-            if len(self._parsed) >= _PARSED_VERSIONS:
-                self._parsed.pop(next(iter(self._parsed)))
-            self._parsed[key] = parsed
+            with self._parse_lock:
+                while len(self._parsed) >= _PARSED_VERSIONS:
+                    self._parsed.pop(next(iter(self._parsed)))
+                self._parsed[key] = parsed
         if parsed.stage != stage:
             parsed = dataclasses.replace(parsed, stage=stage)
         return parsed
@@ -581,6 +691,30 @@ class RotatingSecret:
                     "secret %s: a rotation callback failed", self.secret_id
                 )
 
+    def _renew_locks(self) -> None:
+        """Make fresh locks: in a forked child, the parent's may be held."""
+        self._stages_lock = threading.Lock()
+        self._pin_lock = threading.Lock()
+        self._parse_lock = threading.Lock()
+        for state in self._stages.values():
+            state.lock = threading.Lock()
+
+    def _after_fork(self) -> None:
+        self._renew_locks()
+        for source in {self._source, self._steady}:
+            after_fork = getattr(source, "after_fork", None)
+            if after_fork is not None:
+                after_fork()
+
+
+def _after_fork_in_child() -> None:
+    for secret in list(_SECRETS):
+        secret._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def _same(a: Credentials | None, b: Credentials | None) -> bool:
     """Return whether two reads hold the same version."""
@@ -589,3 +723,24 @@ def _same(a: Credentials | None, b: Credentials | None) -> bool:
     if a.version_id is not None and b.version_id is not None:
         return a.version_id == b.version_id
     return a.same_login(b)
+
+
+def _text_or_none(value: object, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        msg = f"{name} must be a non-empty string"
+        raise ValueError(msg)
+    return value.strip()
+
+
+def _port_or_none(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = "port must be an int"
+        raise ValueError(msg)
+    if not 0 < value < 65536:
+        msg = "port must be between 1 and 65535"
+        raise ValueError(msg)
+    return value

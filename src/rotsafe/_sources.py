@@ -7,6 +7,7 @@ into :class:`~rotsafe.SecretUnavailable` with advice on what to fix.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +18,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    NoRegionError,
     ReadTimeoutError,
 )
 
@@ -28,17 +30,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("rotsafe.source")
 
+# Before any client exists: botocore logs secret values at DEBUG.
+redact_botocore_logs()
+
 AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"
 AWSPREVIOUS = "AWSPREVIOUS"
 
-# Short timeouts and one retry: a refresh runs in a caller's thread, so a
-# Secrets Manager outage must cost that caller seconds, not minutes.
+# Short timeouts and two attempts in all: a forced refresh runs in a
+# caller's thread, so a Secrets Manager outage must cost it seconds.
 DEFAULT_CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=3,
-    retries={"mode": "standard", "max_attempts": 2},
+    retries={"mode": "standard", "total_max_attempts": 2},
 )
+
+# boto3's default session is not safe to make clients from concurrently.
+_CLIENT_LOCK = threading.Lock()
 
 _ADVICE = {
     "AccessDeniedException": (
@@ -93,23 +101,15 @@ class SecretSource(Protocol):
 class BotoSource:
     """Reads secrets with ``GetSecretValue`` through a boto3 client.
 
-    botocore logs response bodies at DEBUG; rotsafe filters the ones that
-    hold a secret's value out of its loggers.
-
     Args:
         client: A boto3 ``secretsmanager`` client. Without one, a client is
-            made from boto3's default session with short timeouts.
+            made on first use from boto3's default session, with short
+            timeouts, and made again in a forked child.
     """
 
     def __init__(self, client: Any = None) -> None:
-        redact_botocore_logs()
-        if client is None:
-            import boto3  # noqa: PLC0415 - boto3 takes a while to import
-
-            client = boto3.client(
-                "secretsmanager", config=DEFAULT_CLIENT_CONFIG
-            )
-        self.client = client
+        self._client = client
+        self._own_client = client is None
 
     def get(self, secret_id: str, stage: str) -> SecretVersion | None:
         """Return the version that carries ``stage``, or ``None`` if none does.
@@ -119,9 +119,16 @@ class BotoSource:
             SecretFormatError: The response holds no value.
         """
         try:
-            response = self.client.get_secret_value(
+            response = self._get_client().get_secret_value(
                 SecretId=secret_id, VersionStage=stage
             )
+        except NoRegionError as exc:
+            raise SecretUnavailable(
+                secret_id,
+                stage,
+                "boto3 has no AWS region: set AWS_REGION, or pass a client "
+                "made for the secret's region",
+            ) from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException" and stage != AWSCURRENT:
@@ -131,6 +138,29 @@ class BotoSource:
             raise unavailable(secret_id, stage, exc) from exc
 
         return version_from_response(secret_id, response)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made now if rotsafe makes its own."""
+        return self._get_client()
+
+    def after_fork(self) -> None:
+        """Drop a client rotsafe made: its connections belong to the parent."""
+        if self._own_client:
+            self._client = None
+
+    def _get_client(self) -> Any:
+        client = self._client
+        if client is None:
+            import boto3  # noqa: PLC0415 - a second or so to import
+
+            with _CLIENT_LOCK:
+                if self._client is None:
+                    self._client = boto3.client(
+                        "secretsmanager", config=DEFAULT_CLIENT_CONFIG
+                    )
+                client = self._client
+        return client
 
 
 class SecretCacheSource:
@@ -142,7 +172,6 @@ class SecretCacheSource:
     """
 
     def __init__(self, cache: SecretCache) -> None:
-        redact_botocore_logs()
         self.cache = cache
 
     def get(self, secret_id: str, stage: str) -> SecretVersion | None:

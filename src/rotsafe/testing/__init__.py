@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rotsafe.testing._fakes import ManualClock, MemorySource
+from rotsafe.testing._fakes import ManualClock, MemorySource, no_waits
 
 if TYPE_CHECKING:
     from rotsafe.testing._harness import CallCounter, RotationHarness
@@ -50,6 +50,7 @@ __all__ = [
     "ServerUnavailable",
     "Step",
     "new_password",
+    "no_waits",
 ]
 
 _LAZY = {

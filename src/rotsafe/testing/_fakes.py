@@ -1,4 +1,4 @@
-"""In-memory stand-ins for unit tests: a manual clock and a secret source.
+"""In-memory stand-ins for unit tests: a clock, a source, no waits.
 
 They make tests fast and exact; behaviour that depends on Secrets Manager
 or a database is also tested against the real thing.
@@ -6,15 +6,17 @@ or a database is also tested against the real thing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from rotsafe._errors import RotsafeError
 from rotsafe._sources import AWSCURRENT, AWSPREVIOUS, SecretVersion
+from rotsafe._waits import skip_waits, skipping
 
 
 class ManualClock:
@@ -107,3 +109,19 @@ class MemorySource:
             if version_id is None:
                 return None
             return SecretVersion(self._versions[version_id], version_id)
+
+
+@contextlib.contextmanager
+def no_waits() -> Iterator[None]:
+    """Skip rotsafe's backoff waits inside the block, process-wide.
+
+    Fallbacks and ``@retry_on_auth_error`` then retry at once. Deadlines
+    still count on the secret's clock, so pair this with a
+    :class:`ManualClock` when a test must reach one.
+    """
+    before = skipping()
+    skip_waits(True)
+    try:
+        yield
+    finally:
+        skip_waits(before)

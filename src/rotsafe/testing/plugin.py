@@ -85,6 +85,15 @@ def rotsafe_database(rotsafe_postgres: PostgresServer) -> DatabaseServer:
 
 
 @pytest.fixture
+def rotsafe_no_waits() -> Iterator[None]:
+    """Skip rotsafe's backoff waits for the test; see ``no_waits``."""
+    from rotsafe.testing._fakes import no_waits  # noqa: PLC0415
+
+    with no_waits():
+        yield
+
+
+@pytest.fixture
 def rotation(
     rotsafe_database: DatabaseServer,
     rotsafe_secrets_manager: SecretsManagerServer,

@@ -1,0 +1,242 @@
+"""connect_with(): the fallback over stages, with fakes for exact counts.
+
+The same behaviour runs against real servers in test_connect.py; here a
+fake database accepts one password, so every login attempt can be counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pymysql
+import pytest
+
+import rotsafe
+from rotsafe.testing import ManualClock, MemorySource
+
+SECRET = {
+    "engine": "mysql",
+    "host": "db.example.internal",
+    "username": "app_user",
+    "password": "pw-v1",
+}
+
+
+class FakeDatabase:
+    """Accepts one password at a time and counts every login attempt."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.attempts: list[str] = []
+        self._lock = threading.Lock()
+
+    def connect(self, credentials: rotsafe.Credentials) -> str:
+        with self._lock:
+            self.attempts.append(credentials.password)
+        if credentials.password != self.password:
+            raise pymysql.err.OperationalError(
+                1045,
+                f"Access denied for user '{credentials.username}'@'h' "
+                "(using password: YES)",
+            )
+        return f"connection as {credentials.username}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def source() -> MemorySource:
+    return MemorySource(SECRET)
+
+
+@pytest.fixture
+def secret(source, clock) -> rotsafe.RotatingSecret:
+    return rotsafe.RotatingSecret(
+        "prod/app/db",
+        source=source,
+        clock=clock,
+        sleep=clock.sleep,
+        refresh_in_background=False,
+    )
+
+
+def start_rotation(source: MemorySource, database: FakeDatabase) -> str:
+    """createSecret and setSecret: AWSPENDING holds the only good password."""
+    version = source.put(
+        {**SECRET, "password": "pw-v2"}, stages=["AWSPENDING"]
+    )
+    database.password = "pw-v2"
+    return version
+
+
+def test_pending_is_tried_and_then_served(secret, source, clock):
+    """In the window, AWSPENDING works and is then used without failing."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    start_rotation(source, database)
+    clock.advance(2)
+
+    assert rotsafe.connect_with(secret, database.connect)
+    assert database.attempts == ["pw-v1", "pw-v2"]
+    assert source.calls == ["AWSCURRENT", "AWSCURRENT", "AWSPENDING"]
+
+    for _ in range(10):
+        rotsafe.connect_with(secret, database.connect)
+    assert database.attempts[2:] == ["pw-v2"] * 10
+    assert len(source.calls) == 3
+
+
+def test_previous_is_tried_after_a_rollback(secret, source, clock):
+    """AWSCURRENT moved back before the password: AWSPREVIOUS works."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    source.put({**SECRET, "password": "pw-v2"})
+    database.password = "pw-v2"
+    clock.advance(400)
+    assert secret.credentials().password == "pw-v2"
+
+    rollback = source.version_of("AWSPREVIOUS")
+    assert rollback is not None
+    source.move("AWSCURRENT", rollback)
+    clock.advance(400)
+
+    assert rotsafe.connect_with(secret, database.connect)
+    assert database.attempts[-1] == "pw-v2"
+    assert secret.credentials().stage == "AWSPREVIOUS"
+
+
+def test_a_failed_stage_read_is_retried_next_round(secret, source):
+    """If reading AWSPENDING fails once, a later round reads it again."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    start_rotation(source, database)
+    flaky = FlakyStage(source, "AWSPENDING", failures=1)
+    secret._source = flaky
+
+    assert rotsafe.connect_with(secret, database.connect)
+    assert flaky.failed == 1
+    assert database.attempts[-1] == "pw-v2"
+
+
+def test_no_stage_holds_the_password(secret, source, clock, caplog):
+    """Nothing works: CredentialsRejected at the deadline, calls bounded."""
+    database = FakeDatabase("pw-unknown")
+    secret.credentials()
+    started = clock()
+
+    with (
+        caplog.at_level(logging.ERROR, logger="rotsafe"),
+        pytest.raises(rotsafe.CredentialsRejected) as caught,
+    ):
+        rotsafe.connect_with(secret, database.connect, deadline=30)
+
+    assert 29 <= clock() - started <= 31
+    assert len(source.calls) <= 15
+    assert caught.value.tried == (
+        ("AWSCURRENT", source.version_of("AWSCURRENT")),
+    )
+    assert "refused every credential" in caplog.text
+
+
+def test_a_crowd_refused_together_probes_once(secret, source):
+    """Threads refused at once share one round instead of one each."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    start_rotation(source, database)
+    herd = threading.Barrier(32)
+    results: list[str] = []
+
+    def member() -> None:
+        herd.wait(timeout=10)
+        results.append(rotsafe.connect_with(secret, database.connect))
+
+    threads = [threading.Thread(target=member) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(results) == 32
+    refused = database.attempts.count("pw-v1")
+    accepted = database.attempts.count("pw-v2")
+    assert accepted == 32
+    assert refused <= 32, "each thread's own first attempt, and no more"
+    assert len(source.calls) <= 3
+
+
+def test_a_stuck_crowd_does_not_storm_the_database(source):
+    """Threads stuck together share their rounds' login attempts."""
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db", source=source, refresh_in_background=False
+    )
+    database = FakeDatabase("pw-unknown")
+    secret.credentials()
+    rejected: list[BaseException] = []
+
+    def member() -> None:
+        with pytest.raises(rotsafe.CredentialsRejected) as caught:
+            rotsafe.connect_with(secret, database.connect, deadline=2)
+        rejected.append(caught.value)
+
+    threads = [threading.Thread(target=member) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(rejected) == 8
+    # Alone, each thread would make about seven attempts in two seconds.
+    assert len(database.attempts) <= 8 + 12
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (pymysql.err.OperationalError(2003, "Can't connect"), None),
+        (pymysql.err.OperationalError(1040, "Too many connections"), None),
+        (
+            pymysql.err.OperationalError(1129, "Host is blocked"),
+            rotsafe.ErrorKind.HOST_BLOCKED,
+        ),
+    ],
+)
+def test_other_errors_are_never_answered_with_a_refresh(
+    secret, source, error, kind
+):
+    """Network and capacity errors propagate; setup errors are wrapped."""
+    secret.credentials()
+
+    def attempt(credentials: rotsafe.Credentials) -> str:
+        raise error
+
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - checked below
+        rotsafe.connect_with(secret, attempt)
+
+    if kind is None:
+        assert caught.value is error
+    else:
+        assert isinstance(caught.value, rotsafe.ConnectionSetupError)
+        assert caught.value.kind is kind
+        assert caught.value.__cause__ is error
+    assert source.calls == ["AWSCURRENT"]
+
+
+class FlakyStage:
+    """Wraps a source so that reads of one stage fail a number of times."""
+
+    def __init__(self, inner: MemorySource, stage: str, failures: int) -> None:
+        self.inner = inner
+        self.stage = stage
+        self.remaining = failures
+        self.failed = 0
+
+    def get(self, secret_id: str, stage: str) -> rotsafe.SecretVersion | None:
+        if stage == self.stage and self.remaining:
+            self.remaining -= 1
+            self.failed += 1
+            raise rotsafe.SecretUnavailable(secret_id, stage, "throttled")
+        return self.inner.get(secret_id, stage)
