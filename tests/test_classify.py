@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import ssl
 
+import asyncpg
+import mysql.connector.errors
+import MySQLdb
+import pg8000.exceptions
 import psycopg
+import psycopg2
 import pymysql
 import pytest
 import sqlalchemy.exc
@@ -109,6 +114,56 @@ def test_driver_errors_from_the_field(error, kind):
     """Each driver error met in the field gets the kind the table gives."""
     assert rotsafe.classify(error) is kind
     assert rotsafe.is_auth_error(error) is (kind is ErrorKind.AUTH)
+
+
+def driver_refusals() -> list[object]:
+    """Each other driver's refused password, as that driver raises it."""
+
+    denied = (
+        "Access denied for user 'app_user'@'10.0.0.12' (using password: YES)"
+    )
+    return [
+        pytest.param(
+            asyncpg.exceptions.InvalidPasswordError(
+                'password authentication failed for user "app_user"'
+            ),
+            id="asyncpg 28P01",
+        ),
+        pytest.param(
+            mysql.connector.errors.ProgrammingError(
+                msg=denied, errno=1045, sqlstate="28000"
+            ),
+            id="mysql-connector 1045",
+        ),
+        pytest.param(
+            MySQLdb.OperationalError(1045, denied), id="mysqlclient 1045"
+        ),
+        pytest.param(
+            psycopg2.OperationalError(
+                'connection to server at "10.0.0.5", port 5432 failed: '
+                'FATAL:  password authentication failed for user "app_user"'
+            ),
+            id="psycopg2 without pgcode",
+        ),
+        pytest.param(
+            pg8000.exceptions.DatabaseError(
+                {
+                    "S": "FATAL",
+                    "C": "28P01",
+                    "M": 'password authentication failed for user "app_user"',
+                }
+            ),
+            id="pg8000 dict",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("error", driver_refusals())
+def test_every_drivers_refused_password_is_auth(error):
+    """Each driver's refusal is AUTH, raw and wrapped by SQLAlchemy."""
+    assert rotsafe.classify(error) is ErrorKind.AUTH
+    assert rotsafe.classify(wrapped(error)) is ErrorKind.AUTH
+    assert rotsafe.classify(raised_from(wrapped(error))) is ErrorKind.AUTH
 
 
 def test_psycopg_connect_errors_have_no_sqlstate():
@@ -222,6 +277,23 @@ def test_a_pg_hba_refusal_is_never_a_password_problem(message, kind):
         f'"app", {message}'
     )
     assert rotsafe.classify(error) is kind
+
+
+def test_a_refused_password_behind_a_pg_hba_refusal_wins():
+    """asyncpg's second, plain-text attempt is chained to the real refusal."""
+    first = asyncpg.exceptions.InvalidPasswordError(
+        'password authentication failed for user "app_user"'
+    )
+    second = asyncpg.exceptions.InvalidAuthorizationSpecificationError(
+        'no pg_hba.conf entry for host "10.0.0.12", user "app_user", '
+        'database "app", no encryption'
+    )
+    second.__cause__ = first
+
+    assert rotsafe.classify(second) is ErrorKind.AUTH
+    assert rotsafe.classify(wrapped(second)) is ErrorKind.AUTH
+    second.__cause__ = None
+    assert rotsafe.classify(second) is ErrorKind.HOST_BLOCKED
 
 
 @pytest.mark.parametrize(

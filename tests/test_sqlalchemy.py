@@ -184,8 +184,8 @@ def test_auth_error_on_an_open_connection_replaces_only_it(rotation):
         )
     )
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def refuse(conn, cursor, statement, *args):
+    @event.listens_for(engine, "do_execute")
+    def refuse(cursor, statement, parameters, context):
         if "refuse me" in statement:
             raise refused
 

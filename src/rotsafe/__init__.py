@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from rotsafe._classify import ErrorKind, classify, is_auth_error
-from rotsafe._connect import Connector, connect_with, creator
+from rotsafe._connect import (
+    AsyncConnector,
+    Connector,
+    aconnect_with,
+    async_creator,
+    connect_with,
+    creator,
+)
 from rotsafe._credentials import Credentials
 from rotsafe._errors import (
     ConnectionSetupError,
@@ -37,6 +44,7 @@ __all__ = [
     "AWSPENDING",
     "AWSPREVIOUS",
     "ORIGIN_KEY",
+    "AsyncConnector",
     "Attachment",
     "BotoSource",
     "ConnectionOrigin",
@@ -53,6 +61,8 @@ __all__ = [
     "SecretSource",
     "SecretUnavailable",
     "SecretVersion",
+    "aconnect_with",
+    "async_creator",
     "attach",
     "classify",
     "connect_with",

@@ -139,6 +139,9 @@ _TEXT: list[tuple[ErrorKind, re.Pattern[str]]] = [
 ]
 
 
+_HBA_REFUSAL = re.compile(r"no pg_hba\.conf entry", re.IGNORECASE)
+
+
 def classify(exc: BaseException) -> ErrorKind:
     """Return what ``exc`` says about the credentials that were used.
 
@@ -146,6 +149,7 @@ def classify(exc: BaseException) -> ErrorKind:
     (``__cause__``, and ``__context__`` unless suppressed), to a bounded
     depth and safe against cycles. The first error that is recognised as a
     database error decides; wrappers that say nothing are looked through.
+    A pg_hba refusal decides only if no refused password stands behind it.
 
     Args:
         exc: Any exception: a driver's, SQLAlchemy's, rotsafe's or an
@@ -154,11 +158,20 @@ def classify(exc: BaseException) -> ErrorKind:
     Returns:
         The kind, :attr:`ErrorKind.OTHER` when nothing is recognised.
     """
+    provisional: ErrorKind | None = None
     for candidate in _chain(exc):
         kind = _kind_of(candidate)
-        if kind is not None:
-            return kind
-    return ErrorKind.OTHER
+        if kind is None:
+            continue
+        if provisional is None and _HBA_REFUSAL.search(str(candidate)):
+            # A driver that retried without TLS may report the second
+            # attempt's pg_hba refusal, chained to the refused password.
+            provisional = kind
+            continue
+        if provisional is not None and kind is not ErrorKind.AUTH:
+            return provisional
+        return kind
+    return provisional or ErrorKind.OTHER
 
 
 def is_auth_error(exc: BaseException) -> bool:

@@ -7,11 +7,13 @@ Errors that are not about the credentials are never answered with a refresh.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 import tenacity
 
@@ -27,11 +29,12 @@ from rotsafe._errors import (
 )
 from rotsafe._secret import RotatingSecret
 from rotsafe._sources import AWSCURRENT, AWSPENDING, AWSPREVIOUS
-from rotsafe._waits import waiter
+from rotsafe._waits import async_wait, waiter
 
 logger = logging.getLogger("rotsafe.connect")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_DEADLINE = 30.0
 
@@ -99,7 +102,91 @@ def connect_with(
         SecretUnavailable: Secrets Manager could not be read and nothing
             is cached.
     """
-    first = secret.credentials()
+    io = Blocking(waiter(sleep or secret.sleep))
+    return fall_back(secret, attempt, to_seconds(deadline, "deadline"), io)
+
+
+async def aconnect_with(
+    secret: RotatingSecret,
+    attempt: Callable[[Credentials], Awaitable[T]],
+    *,
+    deadline: Duration = DEFAULT_DEADLINE,
+) -> T:
+    """Await ``attempt`` with the secret's credentials, through a rotation.
+
+    The coroutine form of :func:`connect_with`, with the same fallback. The
+    event loop is never blocked: Secrets Manager is read in worker threads
+    and backoff waits are ``asyncio.sleep``. Single-flight reads and shared
+    fallback rounds hold across tasks and threads together. Needs
+    ``greenlet`` (``pip install 'rotsafe[async]'``).
+
+    Raises:
+        The same as :func:`connect_with`.
+    """
+    from sqlalchemy.util import await_only, greenlet_spawn  # noqa: PLC0415
+
+    seconds = to_seconds(deadline, "deadline")
+
+    def attempt_in_greenlet(credentials: Credentials) -> T:
+        return await_only(attempt(credentials))
+
+    result: T = await greenlet_spawn(
+        fall_back, secret, attempt_in_greenlet, seconds, InGreenlet()
+    )
+    return result
+
+
+class Io(Protocol):
+    """How the fallback blocks: in the caller's thread, or off the loop."""
+
+    def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run a function that may block."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between rounds."""
+        ...
+
+
+class Blocking:
+    """Blocks the calling thread: for synchronous drivers."""
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        self.sleep = sleep
+
+    def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        return function(*args, **kwargs)
+
+
+class InGreenlet:
+    """Runs inside SQLAlchemy's greenlet bridge on an event loop.
+
+    Calls that may block go to a worker thread and waits are
+    ``asyncio.sleep``, so the loop keeps running other tasks.
+    """
+
+    def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        from sqlalchemy.util import await_only  # noqa: PLC0415
+
+        result: R = await_only(
+            asyncio.to_thread(functools.partial(function, *args, **kwargs))
+        )
+        return result
+
+    def sleep(self, seconds: float) -> None:
+        from sqlalchemy.util import await_only  # noqa: PLC0415
+
+        await_only(async_wait(seconds))
+
+
+def fall_back(
+    secret: RotatingSecret,
+    attempt: Callable[[Credentials], T],
+    seconds: float,
+    io: Io,
+) -> T:
+    """Connect as :func:`connect_with` describes, blocking as ``io`` says."""
+    first = io.call(secret.credentials)
     try:
         return attempt(first)
     except Exception as exc:
@@ -114,16 +201,21 @@ def connect_with(
         first.stage,
         first.version_id,
     )
-    seconds = to_seconds(deadline, "deadline")
     until = Deadline(secret.clock, seconds)
     fallback = _Fallback(
-        secret, attempt, first, refused, refused_at=refused_at, until=until
+        secret,
+        attempt,
+        first,
+        refused,
+        refused_at=refused_at,
+        until=until,
+        io=io,
     )
     retrying = tenacity.Retrying(
         wait=until.wait(_WAIT),
         stop=until.stop(),
         retry=tenacity.retry_if_exception_type(_AllRefused),
-        sleep=waiter(sleep or secret.sleep),
+        sleep=io.sleep,
         before_sleep=fallback.log_round,
         reraise=True,
     )
@@ -140,11 +232,8 @@ def connect_with(
         raise error from fallback.refused
 
 
-class Connector:
-    """A zero-argument callable that opens a DB-API connection from a secret.
-
-    Made by :func:`rotsafe.creator`; see there.
-    """
+class _BaseConnector:
+    """A secret, connect options and a deadline, ready to open connections."""
 
     def __init__(
         self,
@@ -158,7 +247,14 @@ class Connector:
         self.deadline = to_seconds(deadline, "deadline")
 
     def __repr__(self) -> str:
-        return f"<rotsafe connector for {self.secret.secret_id!r}>"
+        return f"<rotsafe {type(self).__name__} for {self.secret.secret_id!r}>"
+
+
+class Connector(_BaseConnector):
+    """A zero-argument callable that opens a DB-API connection from a secret.
+
+    Made by :func:`rotsafe.creator`; see there.
+    """
 
     def __call__(self) -> Any:
         return connect_with(self.secret, self._open, deadline=self.deadline)
@@ -166,6 +262,23 @@ class Connector:
     def _open(self, credentials: Credentials) -> Any:
         driver = driver_for(credentials, self.secret.driver)
         return driver.connect(credentials, self.options)
+
+
+class AsyncConnector(_BaseConnector):
+    """A coroutine function that opens an async driver's connection.
+
+    Made by :func:`rotsafe.async_creator`; see there.
+    """
+
+    async def __call__(self) -> Any:
+        return await aconnect_with(
+            self.secret, self._open, deadline=self.deadline
+        )
+
+    def _open(self, credentials: Credentials) -> Awaitable[Any]:
+        driver = driver_for(credentials, self.secret.driver, is_async=True)
+        coroutine: Awaitable[Any] = driver.connect(credentials, self.options)
+        return coroutine
 
 
 def creator(
@@ -190,9 +303,35 @@ def creator(
             secret, and so do the host, port and database.
 
     Raises:
-        ValueError: ``connect_kwargs`` hold a user or password.
+        ValueError: ``connect_kwargs`` hold a login or its target.
     """
     return Connector(secret, dict(connect_kwargs), deadline)
+
+
+def async_creator(
+    secret: RotatingSecret,
+    *,
+    deadline: Duration = DEFAULT_DEADLINE,
+    **connect_kwargs: Any,
+) -> AsyncConnector:
+    """Return a coroutine function that opens an async driver's connection.
+
+    Pass it to ``create_async_engine(url, async_creator=...)``, or await it
+    directly. The fallback is :func:`aconnect_with`'s, and never blocks the
+    event loop. The driver is the secret's ``driver=`` (``asyncpg``,
+    ``psycopg_async``, ``aiomysql``, ``asyncmy``; ``psycopg`` means its async
+    form), or asyncpg for PostgreSQL and aiomysql for MySQL.
+
+    Args:
+        secret: The secret to take the login from.
+        deadline: How long to keep trying after the database refuses the
+            login; float seconds or ``timedelta``.
+        **connect_kwargs: Passed to the driver's ``connect()`` untouched.
+
+    Raises:
+        ValueError: ``connect_kwargs`` hold a login or its target.
+    """
+    return AsyncConnector(secret, dict(connect_kwargs), deadline)
 
 
 class _Rounds:
@@ -236,8 +375,10 @@ class _Fallback(Generic[T]):
         *,
         refused_at: float,
         until: Deadline,
+        io: Io,
     ) -> None:
         self.secret = secret
+        self.io = io
         self.attempt = attempt
         self.first = first
         self.refused = refused
@@ -261,7 +402,8 @@ class _Fallback(Generic[T]):
         """
         self.rounds += 1
         rounds = _rounds_of(self.secret)
-        if not rounds.lock.acquire(timeout=max(0.01, self.until.remaining())):
+        timeout = max(0.01, self.until.remaining())
+        if not self.io.call(rounds.lock.acquire, timeout=timeout):
             raise _AllRefused
         try:
             shared = rounds.completed != self.seen
@@ -376,8 +518,9 @@ class _Fallback(Generic[T]):
         """
         try:
             if stage is None:
-                return self.secret.credentials(), True
-            return self.secret.stage(stage, since=since), True
+                return self.io.call(self.secret.credentials), True
+            found = self.io.call(self.secret.stage, stage, since=since)
+            return found, True
         except RotsafeError as exc:
             self.source_error = str(exc)
             logger.warning(

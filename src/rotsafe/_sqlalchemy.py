@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy.exc
 from sqlalchemy import event
@@ -22,12 +22,22 @@ from sqlalchemy.engine import Dialect, Engine, ExceptionContext
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from rotsafe._classify import ErrorKind, classify
-from rotsafe._connect import DEFAULT_DEADLINE, connect_with
+from rotsafe._connect import (
+    DEFAULT_DEADLINE,
+    Blocking,
+    InGreenlet,
+    Io,
+    fall_back,
+)
 from rotsafe._credentials import Credentials
-from rotsafe._drivers import Driver, driver_named
+from rotsafe._drivers import Driver, driver_of_dialect
 from rotsafe._durations import Duration, to_seconds
 from rotsafe._errors import RotsafeError
 from rotsafe._secret import RotatingSecret, Rotation
+from rotsafe._waits import waiter
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger("rotsafe.sqlalchemy")
 
@@ -90,6 +100,11 @@ class Attachment:
         self.deadline = deadline
         self.retire_interval = retire_interval
         self.driver = _driver_of(engine.dialect)
+        self.io: Io = (
+            InGreenlet()
+            if engine.dialect.is_async
+            else Blocking(waiter(secret.sleep))
+        )
         self._records: weakref.WeakSet[ConnectionPoolEntry] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._next_retirement = 0.0
@@ -165,8 +180,8 @@ class Attachment:
                     params.setdefault(name, value)
             return dialect.connect(*cargs, **params), credentials
 
-        connection, credentials = connect_with(
-            self.secret, attempt, deadline=self.deadline
+        connection, credentials = fall_back(
+            self.secret, attempt, self.deadline, self.io
         )
         if record is not None:
             record.info[ORIGIN_KEY] = ConnectionOrigin(
@@ -248,7 +263,7 @@ class Attachment:
         context.is_disconnect = True
         context.invalidate_pool_on_disconnect = False
         try:
-            self.secret.refresh()
+            self.io.call(self.secret.refresh)
         except RotsafeError as exc:
             logger.warning(
                 "secret %s: refresh after a refused connection failed: %s",
@@ -262,7 +277,7 @@ class Attachment:
 
 
 def attach(
-    engine: Engine,
+    engine: Engine | AsyncEngine,
     secret: RotatingSecret,
     *,
     policy: Policy = "gradual",
@@ -282,10 +297,13 @@ def attach(
     An authentication error on an open connection (a proxy that drops
     sessions, a pre-ping) replaces that one connection and refreshes the
     secret; the pool is never disposed. Works with ``QueuePool``,
-    ``NullPool`` and ``pool_pre_ping=True``.
+    ``NullPool`` and ``pool_pre_ping=True``. On an async engine, Secrets
+    Manager is read in worker threads and waits are ``asyncio.sleep``: the
+    event loop is never blocked.
 
     Args:
-        engine: A synchronous engine made from a URL (not a ``creator``).
+        engine: An engine made from a URL (not a ``creator``), synchronous
+            or from ``create_async_engine``.
         secret: The secret to log in with.
         policy: What happens to pooled connections made with an older login
             once the secret serves a new one. ``"gradual"`` (the default):
@@ -312,7 +330,7 @@ def attach(
         msg = f"unknown policy {policy!r}; choose from {_POLICIES}"
         raise ValueError(msg)
     return Attachment(
-        engine,
+        _sync_engine(engine),
         secret,
         policy,
         to_seconds(deadline, "deadline"),
@@ -320,13 +338,21 @@ def attach(
     )
 
 
-def attachment_of(engine: Engine) -> Attachment | None:
+def attachment_of(engine: Engine | AsyncEngine) -> Attachment | None:
     """Return the attachment hooked on ``engine``, if any."""
-    for listener in engine.dialect.dispatch.do_connect:
+    for listener in _sync_engine(engine).dialect.dispatch.do_connect:
         owner = getattr(listener, "__self__", None)
         if isinstance(owner, Attachment):
             return owner
     return None
+
+
+def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
+    """The engine whose events to hook: an async engine's sync face."""
+    if isinstance(engine, Engine):
+        return engine
+    sync_engine: Engine = engine.sync_engine
+    return sync_engine
 
 
 def _origin(record: ConnectionPoolEntry) -> ConnectionOrigin | None:
@@ -336,7 +362,7 @@ def _origin(record: ConnectionPoolEntry) -> ConnectionOrigin | None:
 
 def _driver_of(dialect: Dialect) -> Driver:
     try:
-        return driver_named(dialect.driver)
+        return driver_of_dialect(dialect.driver, dialect.is_async)
     except ValueError:
         msg = (
             f"rotsafe cannot attach to a {dialect.name}+{dialect.driver} "

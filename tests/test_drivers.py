@@ -1,0 +1,282 @@
+"""Every supported driver, sync and async, through rotations on servers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+import rotsafe
+from rotsafe.testing import RotationHarness
+from rotsafe.testing._servers import DatabaseServer
+
+SYNC = [
+    "pymysql",
+    "mysqldb",
+    "mysqlconnector",
+    "psycopg",
+    "psycopg2",
+    "pg8000",
+]
+ASYNC = ["aiomysql", "asyncmy", "asyncpg", "psycopg_async"]
+FAMILY = {name: rotsafe._drivers.DRIVERS[name].family for name in SYNC + ASYNC}
+
+
+@pytest.fixture(params=SYNC + ASYNC)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Each supported driver in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def harness(
+    driver: str, request: pytest.FixtureRequest, rotsafe_secrets_manager
+) -> Iterator[RotationHarness]:
+    """A user and secret on the server the driver speaks to."""
+    server: DatabaseServer = request.getfixturevalue(
+        "rotsafe_mariadb" if FAMILY[driver] == "mysql" else "rotsafe_postgres"
+    )
+    with RotationHarness(server, rotsafe_secrets_manager) as rig:
+        yield rig
+
+
+def run_async_load(
+    operation: Callable[[], Awaitable[object]],
+    during: Callable[[], object],
+    *,
+    workers: int = 8,
+) -> list[BaseException | None]:
+    """Run ``operation`` on ``workers`` tasks before, during and after."""
+    outcomes: list[BaseException | None] = []
+
+    async def work(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await operation()
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+
+    async def until(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(outcomes) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(work(stop)) for _ in range(workers)]
+        await until(40)
+        await asyncio.to_thread(during)
+        await until(len(outcomes) + 40)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    return outcomes
+
+
+def failures(outcomes: list[BaseException | None]) -> list[str]:
+    return [repr(each) for each in outcomes if each is not None][:5]
+
+
+def test_rotation_loses_no_operation(harness: RotationHarness, driver: str):
+    """Eight workers, a new connection each, through a 2 s window: no error."""
+    secret = harness.secret(driver=driver)
+
+    if driver in SYNC:
+        engine = sqlalchemy.create_engine(
+            harness.url(driver), poolclass=NullPool
+        )
+        rotsafe.attach(engine, secret)
+
+        def select_one() -> None:
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT 1")).scalar() == 1
+
+        with harness.load(select_one) as load:
+            load.wait_for(40)
+            harness.rotate("single-user", window=2)
+            load.wait_for(load.result.count + 40)
+        assert load.result.failed == 0, load.result.failures[:5]
+        engine.dispose()
+        return
+
+    async_engine = create_async_engine(harness.url(driver), poolclass=NullPool)
+    rotsafe.attach(async_engine, secret)
+
+    async def select_one_async() -> None:
+        async with async_engine.connect() as connection:
+            result = await connection.execute(text("SELECT 1"))
+            assert result.scalar() == 1
+
+    outcomes = run_async_load(
+        select_one_async, lambda: harness.rotate("single-user", window=2)
+    )
+    assert len(outcomes) >= 80
+    assert failures(outcomes) == []
+
+
+def test_the_creators_fall_back_for_every_driver(
+    harness: RotationHarness, driver: str
+):
+    """creator and async_creator find the new password after a change."""
+    secret = harness.secret(driver=driver, min_refresh_interval=0)
+    url = harness.url(driver).split("://")[0] + "://"
+
+    if driver in SYNC:
+        engine = sqlalchemy.create_engine(
+            url, creator=rotsafe.creator(secret), poolclass=NullPool
+        )
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        harness.rotator.out_of_band(window=0)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+        return
+
+    async def scenario() -> None:
+        engine = create_async_engine(
+            url,
+            async_creator=rotsafe.async_creator(secret),
+            poolclass=NullPool,
+        )
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        await asyncio.to_thread(harness.rotator.out_of_band, window=0)
+        async with engine.connect() as connection:
+            result = await connection.execute(text("SELECT 1"))
+            assert result.scalar() == 1
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_login_is_auth_raw_and_wrapped(
+    harness: RotationHarness, driver: str
+):
+    """Each driver's refusal of a wrong password is AUTH, raw or wrapped."""
+    secret = harness.secret(driver=driver)
+    wrong = rotsafe.Credentials(
+        **{
+            **secret.credentials().__dict__,
+            "password": "certainly-not-the-password",
+        }
+    )
+    spec = rotsafe._drivers.DRIVERS[driver]
+    url = sqlalchemy.engine.make_url(harness.url(driver)).set(
+        username=wrong.username, password=wrong.password
+    )
+
+    if driver in SYNC:
+        with pytest.raises(Exception) as raw:  # noqa: PT011 - any driver's
+            spec.connect(wrong, {})
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        with pytest.raises(Exception) as wrapped:  # noqa: PT011
+            engine.connect()
+    else:
+
+        async def refused() -> tuple[BaseException, BaseException]:
+            try:
+                await spec.connect(wrong, {})
+            except Exception as exc:
+                first: BaseException = exc
+            engine = create_async_engine(url, poolclass=NullPool)
+            try:
+                await engine.connect()
+            except Exception as exc:
+                second: BaseException = exc
+            await engine.dispose()
+            return first, second
+
+        raw_error, wrapped_error = asyncio.run(refused())
+        raw = pytest.ExceptionInfo.from_exc_info(
+            (type(raw_error), raw_error, raw_error.__traceback__)
+        )
+        wrapped = pytest.ExceptionInfo.from_exc_info(
+            (type(wrapped_error), wrapped_error, wrapped_error.__traceback__)
+        )
+
+    assert rotsafe.classify(raw.value) is rotsafe.ErrorKind.AUTH, raw.value
+    assert rotsafe.classify(wrapped.value) is rotsafe.ErrorKind.AUTH
+    assert wrong.password not in str(wrapped.value)
+
+
+def test_non_ascii_passwords_log_in(harness: RotationHarness, driver: str):
+    """Each driver sends a non-ASCII password as the server stored it."""
+    harness.rotator.out_of_band(window=0, password="pässwörd-€-密码")
+    secret = harness.secret(driver=driver)
+    spec = rotsafe._drivers.DRIVERS[driver]
+
+    if driver in SYNC:
+        spec.connect(secret.credentials(), {}).close()
+        return
+
+    async def log_in() -> None:
+        engine = create_async_engine(
+            harness.url(driver).split("://")[0] + "://",
+            async_creator=rotsafe.async_creator(secret),
+            poolclass=NullPool,
+        )
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        await engine.dispose()
+
+    asyncio.run(log_in())
+
+
+def test_a_slow_refresh_never_stalls_the_event_loop(
+    rotsafe_postgres, rotsafe_secrets_manager
+):
+    """While a slow Secrets Manager is read, other tasks keep their ticks."""
+    with RotationHarness(rotsafe_postgres, rotsafe_secrets_manager) as rig:
+        secret = rotsafe.RotatingSecret(
+            rig.secret_id,
+            source=SlowSource(rotsafe.BotoSource(rig.client), delay=0.5),
+            min_refresh_interval=0,
+            driver="asyncpg",
+        )
+        connect = rotsafe.async_creator(secret)
+
+        async def scenario() -> list[float]:
+            ticks: list[float] = []
+            stop = asyncio.Event()
+
+            async def ticker() -> None:
+                while not stop.is_set():
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.01)
+
+            task = asyncio.create_task(ticker())
+            connection = await connect()
+            await connection.close()
+            await asyncio.to_thread(rig.rotator.out_of_band, window=0)
+            connection = await connect()
+            await connection.close()
+            stop.set()
+            await task
+            return [b - a for a, b in itertools.pairwise(ticks)]
+
+        gaps = asyncio.run(scenario())
+
+    assert len(gaps) > 100, "the slow reads took more than a second"
+    assert max(gaps) < 0.06
+
+
+class SlowSource:
+    """A source whose every read takes ``delay`` seconds."""
+
+    def __init__(self, inner: rotsafe.SecretSource, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    def get(self, secret_id: str, stage: str) -> rotsafe.SecretVersion | None:
+        time.sleep(self.delay)
+        return self.inner.get(secret_id, stage)
