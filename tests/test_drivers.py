@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import rotsafe
-from rotsafe.testing import RotationHarness
+from rotsafe.testing import DelayedSource, RotationHarness
 from rotsafe.testing._servers import DatabaseServer
 
 SYNC = [
@@ -239,7 +239,7 @@ def test_a_slow_refresh_never_stalls_the_event_loop(
     with RotationHarness(rotsafe_postgres, rotsafe_secrets_manager) as rig:
         secret = rotsafe.RotatingSecret(
             rig.secret_id,
-            source=SlowSource(rotsafe.BotoSource(rig.client), delay=0.5),
+            source=DelayedSource(rotsafe.BotoSource(rig.client), delay=0.5),
             min_refresh_interval=0,
             driver="asyncpg",
         )
@@ -268,15 +268,3 @@ def test_a_slow_refresh_never_stalls_the_event_loop(
 
     assert len(gaps) > 100, "the slow reads took more than a second"
     assert max(gaps) < 0.06
-
-
-class SlowSource:
-    """A source whose every read takes ``delay`` seconds."""
-
-    def __init__(self, inner: rotsafe.SecretSource, delay: float) -> None:
-        self.inner = inner
-        self.delay = delay
-
-    def get(self, secret_id: str, stage: str) -> rotsafe.SecretVersion | None:
-        time.sleep(self.delay)
-        return self.inner.get(secret_id, stage)

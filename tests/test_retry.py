@@ -13,7 +13,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 import rotsafe
-from rotsafe.testing import ManualClock, MemorySource, no_waits
+from rotsafe.testing import DelayedSource, ManualClock, MemorySource, no_waits
 
 REFUSED = pymysql.err.OperationalError(
     1045, "Access denied for user 'app'@'h' (using password: YES)"
@@ -100,7 +100,7 @@ def test_an_async_retry_does_not_block_the_loop(rotation):
     """While a coroutine is refreshed and retried, other tasks keep running."""
     secret = rotsafe.RotatingSecret(
         rotation.secret_id,
-        source=SlowSource(rotsafe.BotoSource(rotation.client), delay=0.3),
+        source=DelayedSource(rotsafe.BotoSource(rotation.client), delay=0.3),
         min_refresh_interval=0,
     )
     calls = []
@@ -267,15 +267,3 @@ def test_attempts_must_be_positive(fake_secret):
     """Zero attempts is refused when decorating."""
     with pytest.raises(ValueError, match="attempts"):
         rotsafe.retry_on_auth_error(fake_secret, attempts=0)
-
-
-class SlowSource:
-    """A source whose every read takes ``delay`` seconds, like a slow API."""
-
-    def __init__(self, inner: rotsafe.SecretSource, delay: float) -> None:
-        self.inner = inner
-        self.delay = delay
-
-    def get(self, secret_id: str, stage: str) -> rotsafe.SecretVersion | None:
-        time.sleep(self.delay)
-        return self.inner.get(secret_id, stage)

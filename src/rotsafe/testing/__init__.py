@@ -10,7 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rotsafe.testing._fakes import ManualClock, MemorySource, no_waits
+from rotsafe.testing._fakes import (
+    DelayedSource,
+    ManualClock,
+    MemorySource,
+    no_waits,
+)
 
 if TYPE_CHECKING:
     from rotsafe.testing._harness import CallCounter, RotationHarness
@@ -35,6 +40,7 @@ __all__ = [
     "STRATEGIES",
     "CallCounter",
     "DatabaseServer",
+    "DelayedSource",
     "Load",
     "LoadResult",
     "ManualClock",

@@ -10,12 +10,18 @@ import contextlib
 import copy
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from rotsafe._errors import RotsafeError
-from rotsafe._sources import AWSCURRENT, AWSPREVIOUS, SecretVersion
+from rotsafe._sources import (
+    AWSCURRENT,
+    AWSPREVIOUS,
+    SecretSource,
+    SecretVersion,
+)
 from rotsafe._waits import skip_waits, skipping
 
 
@@ -109,6 +115,23 @@ class MemorySource:
             if version_id is None:
                 return None
             return SecretVersion(self._versions[version_id], version_id)
+
+
+class DelayedSource:
+    """Wraps a source so that every read takes ``delay`` seconds.
+
+    For tests of what a slow Secrets Manager does to callers and to an
+    event loop.
+    """
+
+    def __init__(self, inner: SecretSource, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    def get(self, secret_id: str, stage: str) -> SecretVersion | None:
+        """Wait, then read from the wrapped source."""
+        time.sleep(self.delay)
+        return self.inner.get(secret_id, stage)
 
 
 @contextlib.contextmanager

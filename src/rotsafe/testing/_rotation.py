@@ -248,17 +248,7 @@ class Rotator:
         self._step(record, "testSecret")
 
         self._sleep(window)
-        self.client.update_secret_version_stage(
-            SecretId=self.secret_id,
-            VersionStage=AWSCURRENT,
-            MoveToVersionId=token,
-            RemoveFromVersionId=current_id,
-        )
-        self.client.update_secret_version_stage(
-            SecretId=self.secret_id,
-            VersionStage=AWSPENDING,
-            RemoveFromVersionId=token,
-        )
+        self._promote(token, current_id, AWSPENDING)
         self._step(record, "finishSecret")
 
         record.version_id = token
@@ -278,18 +268,22 @@ class Rotator:
             SecretString=json.dumps(value),
             VersionStages=[_STAGING_LABEL],
         )
+        self._promote(token, current_id, _STAGING_LABEL)
+        return token
+
+    def _promote(self, version_id: str, current_id: str, label: str) -> None:
+        """Move AWSCURRENT to a version, and take its temporary label off."""
         self.client.update_secret_version_stage(
             SecretId=self.secret_id,
             VersionStage=AWSCURRENT,
-            MoveToVersionId=token,
+            MoveToVersionId=version_id,
             RemoveFromVersionId=current_id,
         )
         self.client.update_secret_version_stage(
             SecretId=self.secret_id,
-            VersionStage=_STAGING_LABEL,
-            RemoveFromVersionId=token,
+            VersionStage=label,
+            RemoveFromVersionId=version_id,
         )
-        return token
 
     def _read(self, stage: str) -> tuple[dict[str, Any], str]:
         try:
