@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,7 +234,7 @@ class Attachment:
             return
 
         if self.policy == "gradual":
-            now = time.monotonic()
+            now = self.secret.clock()
             with self._lock:
                 if now < self._next_retirement:
                     return
