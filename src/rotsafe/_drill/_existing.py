@@ -209,7 +209,8 @@ class ExistingServer:
         )
         try:
             cursor = connection.cursor()
-            cursor.execute(statement, args or None)
+            # Always with arguments, so a literal % is written %% in both.
+            cursor.execute(statement, args)
             cursor.close()
         finally:
             connection.close()
@@ -227,6 +228,8 @@ class ExistingServer:
                 dbname=database,
                 autocommit=True,
                 connect_timeout=_CONNECT_TIMEOUT,
+                # Client-side binding: DDL takes no server-side parameters.
+                cursor_factory=psycopg.ClientCursor,
             )
 
         import pymysql  # noqa: PLC0415 - only the family in use
@@ -252,4 +255,4 @@ class ExistingServer:
     def _quote_user(self, name: str) -> str:
         """Quote a user name the drill made, with MySQL's host part."""
         quoted = self._quote(name)
-        return quoted if self.family == "postgresql" else f"'{name}'@'%'"
+        return quoted if self.family == "postgresql" else f"'{name}'@'%%'"

@@ -179,8 +179,8 @@ def timeline(figures: DrillFigures) -> Text:
     )
     text = Text()
     text.append(
-        f"timeline: {width:g} s per column; ok: successes per column, "
-        "failed share: the column's failed operations\n",
+        f"timeline: {width:g} s per column; ok: successes, "
+        "failed share: failed / all operations\n",
         style="bold",
     )
     text.append(_label("seconds") + _axis(columns, width) + "\n", style="dim")
