@@ -75,9 +75,11 @@ class LiveView:
             Text(f"{min(elapsed, total):5.1f} / {total:.1f} s"),
         )
         if progress.steps:
-            step = Text(describe_step(progress.steps[-1]).strip())
+            steps = Text(
+                "\n".join(describe_step(each) for each in progress.steps)
+            )
         else:
-            step = Text("before the rotation", style="dim")
+            steps = Text("before the rotation", style="dim")
 
         counts = Table.grid(padding=(0, 2))
         for service in progress.services:
@@ -90,7 +92,7 @@ class LiveView:
                     style="red" if tally.failed else "green",
                 ),
             )
-        return Group(heading, bar, step, counts)
+        return Group(heading, bar, counts, steps)
 
 
 def report(figures: DrillFigures) -> Group:
@@ -179,8 +181,8 @@ def timeline(figures: DrillFigures) -> Text:
     )
     text = Text()
     text.append(
-        f"timeline: {width:g} s per column; ok: successes, "
-        "failed share: failed / all operations\n",
+        f"timeline, {width:g} s per column (ok: successes; "
+        "failed share: failed / all)\n",
         style="bold",
     )
     text.append(_label("seconds") + _axis(columns, width) + "\n", style="dim")
