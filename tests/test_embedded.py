@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -78,3 +80,26 @@ def test_stop_removes_the_process_and_the_folder():
 
     assert not _processes_using(directory)
     assert not directory.exists()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root runs PostgreSQL as another account"
+)
+def test_binaries_out_of_the_accounts_reach_are_copied(tmp_path: Path):
+    """Run as root from a folder the server's account cannot enter, the
+    binaries are copied into the server's own folder and work."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    site = pgserver_bindir().parents[2]
+    shutil.copytree(
+        site / "pgserver",
+        private / "pgserver",
+        ignore=shutil.ignore_patterns("include", "__pycache__"),
+    )
+    shutil.copytree(site / "pgserver.libs", private / "pgserver.libs")
+    bindir = private / "pgserver" / "pginstall" / "bin"
+
+    with EmbeddedPostgresServer(bindir=bindir) as server:
+        server.create_user("copied", "its password", server.database)
+        server.connect("copied", "its password").close()
+        assert (server.directory / "pgserver" / "pginstall").is_dir()

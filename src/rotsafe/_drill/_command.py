@@ -85,7 +85,7 @@ def cli() -> None:
 @click.option(
     "--duration",
     type=click.FloatRange(min=1),
-    default=15.0,
+    default=12.0,
     show_default=True,
     metavar="SECONDS",
     help="Seconds of load; the rotation starts after a quarter of it (2 s "

@@ -57,7 +57,7 @@ class DrillOptions:
 
     strategy: str = "single-user"
     window: float = 5.0
-    duration: float = 15.0
+    duration: float = 12.0
     threads: int = 4
     pool: str = "queue"
     recycle: float = 1.0
