@@ -40,9 +40,17 @@ def plot(figures: DrillFigures, path: Path) -> None:
     for service in figures.services:
         times = [n * width for n in range(len(service.operations_per_slice))]
         color = _COLORS.get(service.name)
+        succeeded = [
+            (done_in - failed_in) / width
+            for done_in, failed_in in zip(
+                service.operations_per_slice,
+                service.failed_per_slice,
+                strict=True,
+            )
+        ]
         done.step(
             times,
-            [n / width for n in service.operations_per_slice],
+            succeeded,
             where="post",
             label=service.name,
             color=color,
@@ -58,10 +66,10 @@ def plot(figures: DrillFigures, path: Path) -> None:
     for axes in (done, failed):
         for step in figures.steps:
             axes.axvline(step.at_seconds, color="grey", linestyle=":")
-    for step in figures.steps:
+    for at, names in _grouped(figures):
         done.annotate(
-            step.name,
-            (step.at_seconds, 1),
+            ", ".join(names),
+            (at, 1),
             xycoords=("data", "axes fraction"),
             rotation=90,
             va="top",
@@ -70,7 +78,7 @@ def plot(figures: DrillFigures, path: Path) -> None:
             color="grey",
         )
 
-    done.set_ylabel("operations / s")
+    done.set_ylabel("successes / s")
     failed.set_ylabel("failed / s")
     failed.set_xlabel("seconds since the load started")
     done.legend(loc="lower left")
@@ -80,3 +88,15 @@ def plot(figures: DrillFigures, path: Path) -> None:
     )
     fig.savefig(path)
     pyplot.close(fig)
+
+
+def _grouped(figures: DrillFigures) -> list[tuple[float, list[str]]]:
+    """Return the steps with those too close to label apart joined."""
+    near = figures.duration_seconds / 50
+    groups: list[tuple[float, list[str]]] = []
+    for step in figures.steps:
+        if groups and step.at_seconds - groups[-1][0] < near:
+            groups[-1][1].append(step.name)
+        else:
+            groups.append((step.at_seconds, [step.name]))
+    return groups
