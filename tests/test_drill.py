@@ -304,6 +304,21 @@ def _no_binaries(self: MariaDBServer) -> None:
     )
 
 
+def test_plot_without_matplotlib_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """--plot without matplotlib exits 2 before anything starts."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+    result = CliRunner().invoke(
+        cli, ["drill", "--plot", str(tmp_path / "drill.png")]
+    )
+
+    assert result.exit_code == 2
+    assert "pip install 'rotsafe[plot]'" in result.stderr
+    assert "starting" not in result.stderr
+
+
 def test_admin_url_of_another_database_is_a_usage_error():
     """An admin URL naming neither family is refused before anything runs."""
     result = CliRunner().invoke(

@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from rotsafe._drill._existing import AdminURLError, family_of
 from rotsafe._drill._figures import StepTime
@@ -207,7 +208,13 @@ def drill(
                 plot_path=plot_path,
             )
     except (SetupError, ImportError) as exc:
-        err.print(f"[bold red]rotsafe drill: cannot set up:[/] {exc}")
+        message = str(exc)
+        if isinstance(exc, ImportError) and "rotsafe[" not in message:
+            message += "; pip install 'rotsafe[drill]'"
+        err.print(
+            f"[bold red]rotsafe drill: cannot set up:[/] {escape(message)}",
+            soft_wrap=True,
+        )
         context.exit(EXIT_SETUP)
     except KeyboardInterrupt:
         err.print("rotsafe drill: interrupted; what it made has been removed")
@@ -226,9 +233,10 @@ def _drill(
 ) -> int:
     """Set up, run, report; return the exit status."""
     with Rig(
-        rig_options, say=lambda line: err.print(f"[dim]{line}[/]")
+        rig_options,
+        say=lambda line: err.print(f"[dim]{escape(line)}[/]", soft_wrap=True),
     ) as rig:
-        err.print(f"[dim]ready: {rig.description}[/]")
+        err.print(f"[dim]ready: {escape(rig.description)}[/]")
         progress = Progress(options)
         if err.is_terminal:
             with Live(
@@ -245,10 +253,10 @@ def _drill(
     if json_path is not None:
         document = {"rotsafe_version": _version(), **figures.to_json()}
         json_path.write_text(json.dumps(document, indent=2) + "\n")
-        err.print(f"[dim]figures written to {json_path}[/]")
+        err.print(f"[dim]figures written to {escape(str(json_path))}[/]")
     if plot_path is not None:
         plot(figures, plot_path)
-        err.print(f"[dim]timeline drawn to {plot_path}[/]")
+        err.print(f"[dim]timeline drawn to {escape(str(plot_path))}[/]")
     return figures.exit_status
 
 
@@ -274,7 +282,9 @@ def _check_database(
 def _printer(err: Console) -> Any:
     def say(step: StepTime) -> None:
         err.print(
-            f"[dim]{describe_step(step)}[/]", highlight=False, soft_wrap=True
+            f"[dim]{escape(describe_step(step))}[/]",
+            highlight=False,
+            soft_wrap=True,
         )
 
     return say
