@@ -106,13 +106,6 @@ class DrillFigures:
                 return figures
         raise KeyError(name)
 
-    def change_at(self) -> float | None:
-        """Return when the database's password changed, if it did."""
-        for step in self.steps:
-            if step.name == self.change_step:
-                return step.at_seconds
-        return None
-
     def to_json(self) -> dict[str, Any]:
         """Return the figures as plain JSON types."""
         return asdict(self)
