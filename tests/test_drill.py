@@ -6,6 +6,7 @@ a minute or two; the default run is measured by hand for the README.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,9 +22,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from rotsafe._drill import _rig
+from rotsafe._drill import _rig, _run
 from rotsafe._drill._command import cli
 from rotsafe._drill._figures import recovery, slice_for
+from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
 from rotsafe.testing._rotation import new_password
 from rotsafe.testing._servers import MariaDBServer, PostgresServer
@@ -269,6 +271,25 @@ def test_rereading_baseline_recovers_at_finish_secret(
         >= finish["at_seconds"] - change["at_seconds"] - 0.1
     )
     assert picture.read_bytes().startswith(b"\x89PNG")
+
+
+def test_failures_of_the_rotsafe_service_exit_1(
+    drill: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """When the service in rotsafe's place fails, the drill exits 1."""
+
+    def naive(rig: _rig.Rig, pooling: EngineOptions) -> Service:
+        service = baseline_service(rig, pooling, "read-once")
+        return dataclasses.replace(service, name="rotsafe")
+
+    monkeypatch.setattr(_run, "rotsafe_service", naive)
+
+    result, figures = drill(*SHORT)
+
+    assert result.exit_code == 1
+    assert figures["exit_status"] == 1
+    assert figures["services"][1]["failed"] > 0
+    assert "exit status 1" in result.stdout
 
 
 def test_unreachable_admin_url_is_a_setup_error():
