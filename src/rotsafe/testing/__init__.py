@@ -2,7 +2,8 @@
 
 The fakes need nothing beyond rotsafe. The servers, the local Secrets
 Manager and the rotation harness need the ``testing`` extra (moto and both
-drivers) and are imported on first use.
+drivers) and are imported on first use; the embedded PostgreSQL needs the
+``drill`` extra (pgserver).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rotsafe.testing._fakes import (
 )
 
 if TYPE_CHECKING:
+    from rotsafe.testing._embedded import EmbeddedPostgresServer
     from rotsafe.testing._harness import CallCounter, RotationHarness
     from rotsafe.testing._load import Load, LoadResult, Operation
     from rotsafe.testing._moto import SecretsManagerServer
@@ -41,6 +43,7 @@ __all__ = [
     "CallCounter",
     "DatabaseServer",
     "DelayedSource",
+    "EmbeddedPostgresServer",
     "Load",
     "LoadResult",
     "ManualClock",
@@ -60,6 +63,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "EmbeddedPostgresServer": "_embedded",
     "CallCounter": "_harness",
     "RotationHarness": "_harness",
     "Load": "_load",

@@ -1,0 +1,478 @@
+"""Specifications for ``rotsafe drill``: real rotations, figures, clean-up.
+
+The drills here are short (a 1 s window, 5 s of load) so the file runs in
+a minute or two; the default run is measured by hand for the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from rotsafe._drill import _rig, _run
+from rotsafe._drill._command import cli
+from rotsafe._drill._figures import recovery, slice_for
+from rotsafe._drill._services import EngineOptions, Service, baseline_service
+from rotsafe.testing import Operation, SecretsManagerServer
+from rotsafe.testing._rotation import new_password
+from rotsafe.testing._servers import MariaDBServer, PostgresServer
+
+SHORT = ["--window", "1", "--duration", "5"]
+
+# Strategies under which a service that keeps its first login fails: the
+# password of the user it logs in as changes.
+NAIVE_FAILS = {
+    "single-user": True,
+    "rollback": True,
+    "out-of-band": True,
+    "alternating-users": False,
+}
+
+# Each table row of the report and the JSON field it shows.
+ROWS = {
+    "operations": "operations",
+    "failed": "failed",
+    "error rate": "error_rate",
+    "latency p50": "latency_p50_seconds",
+    "latency p99": "latency_p99_seconds",
+    "latency max": "latency_max_seconds",
+    "Secrets Manager calls": "secrets_manager_calls",
+    "recovered after": "recovery_seconds",
+}
+
+
+@pytest.fixture
+def passwords(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password the drill makes, recorded as it makes them."""
+    made: list[str] = []
+
+    def recording() -> str:
+        # Quotes, percent signs and colons break a driver or URL that
+        # mangles passwords.
+        password = "p%:'@" + new_password()
+        made.append(password)
+        return password
+
+    monkeypatch.setattr(_rig, "new_password", recording)
+    return made
+
+
+@pytest.fixture
+def drill(
+    tmp_path: Path, passwords: list[str]
+) -> Callable[..., tuple[Result, dict[str, Any]]]:
+    """Run ``rotsafe drill`` in-process; return its result and its JSON."""
+
+    def run(*arguments: str) -> tuple[Result, dict[str, Any]]:
+        output = tmp_path / f"drill-{len(list(tmp_path.iterdir()))}.json"
+        result = CliRunner().invoke(
+            cli, ["drill", *arguments, "--json", str(output)]
+        )
+        assert result.exit_code in (0, 1), result.output
+        text = output.read_text()
+        for password in passwords:
+            assert password not in text
+            assert password not in result.output
+        return result, json.loads(text)
+
+    return run
+
+
+def _admin_url(server: MariaDBServer | PostgresServer) -> str:
+    """Return a SQLAlchemy URL of a throwaway server's admin account."""
+    scheme = "mysql" if server.family == "mysql" else "postgresql"
+    database = "" if server.family == "mysql" else "postgres"
+    return (
+        f"{scheme}://{server.admin_user}:{server.admin_password}@"
+        f"{server.host}:{server.port}/{database}"
+    )
+
+
+def _printed(stdout: str) -> dict[str, list[str]]:
+    """Return the report table's cells by row label."""
+    cells = {}
+    table = stdout.split("timeline:", maxsplit=1)[0]
+    for line in table.splitlines():
+        for label in ROWS:
+            if line.startswith(label + " "):
+                values = re.split(r"\s{2,}", line[len(label) :].strip())
+                if label == "recovered after":
+                    values = values[1:]
+                cells[label] = values
+    return cells
+
+
+def _number(cell: str) -> float | None:
+    """Read a printed figure back in the JSON's units (seconds, ratios)."""
+    if cell == "never":
+        return None
+    value, _, unit = cell.partition(" ")
+    number = float(value.replace(",", ""))
+    return {"ms": number / 1000, "%": number / 100}.get(unit, number)
+
+
+def _assert_table_matches(stdout: str, figures: dict[str, Any]) -> None:
+    """Assert that every printed figure is the JSON's, rounded."""
+    cells = _printed(stdout)
+    assert set(cells) == set(ROWS), stdout
+    services = {each["name"]: each for each in figures["services"]}
+    for label, field in ROWS.items():
+        for cell, name in zip(
+            cells[label], ("baseline", "rotsafe"), strict=True
+        ):
+            shown = _number(cell)
+            value = services[name][field]
+            if value is None or shown is None:
+                assert shown == value, (label, name)
+            else:
+                assert shown == pytest.approx(value, abs=0.0051), (label, name)
+
+
+def _assert_drilled(
+    result: Result, figures: dict[str, Any], strategy: str
+) -> None:
+    """Assert what any drill of ``strategy`` must show."""
+    services = {each["name"]: each for each in figures["services"]}
+    baseline, protected = services["baseline"], services["rotsafe"]
+
+    assert result.exit_code == 0, result.output
+    assert figures["exit_status"] == 0
+    assert figures["strategy"] == strategy
+    assert protected["failed"] == 0
+    assert protected["operations"] > 0
+    assert protected["recovery_seconds"] == 0
+    if NAIVE_FAILS[strategy]:
+        assert baseline["failed"] > 0
+        assert baseline["errors"]["AUTH"] > 0
+    else:
+        assert baseline["failed"] == 0
+    if figures["baseline"] == "read-once":
+        assert baseline["secrets_manager_calls"] == 1
+    assert [step["name"] for step in figures["steps"]]
+    _assert_table_matches(result.stdout, figures)
+
+
+@pytest.mark.parametrize("strategy", sorted(NAIVE_FAILS))
+def test_drill_on_embedded_postgres(drill: Any, strategy: str):
+    """Each strategy on the embedded PostgreSQL: rotsafe sees no failure."""
+    result, figures = drill("--strategy", strategy, *SHORT)
+
+    _assert_drilled(result, figures, strategy)
+    assert figures["database"].startswith("embedded PostgreSQL")
+
+
+@pytest.mark.parametrize("strategy", sorted(NAIVE_FAILS))
+def test_drill_on_mariadb_through_an_admin_url(
+    drill: Any, rotsafe_mariadb: MariaDBServer, strategy: str
+):
+    """Each strategy on MariaDB through --admin-url; nothing is left."""
+    url = _admin_url(rotsafe_mariadb)
+
+    result, figures = drill("--admin-url", url, "--strategy", strategy, *SHORT)
+
+    _assert_drilled(result, figures, strategy)
+    assert figures["database"].startswith(("MariaDB", "MySQL"))
+    connection = rotsafe_mariadb.admin_connect()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(
+            "SELECT user FROM mysql.user WHERE user LIKE 'rotsafe\\_drill%'"
+        )
+        assert cursor.fetchall() == ()
+        cursor.execute("SHOW DATABASES LIKE 'rotsafe\\_drill%'")
+        assert cursor.fetchall() == ()
+    finally:
+        connection.close()
+
+
+def test_drill_on_postgres_through_an_admin_url(
+    drill: Any, rotsafe_postgres: PostgresServer
+):
+    """An existing PostgreSQL keeps no role or database of the drill."""
+    url = _admin_url(rotsafe_postgres)
+
+    result, figures = drill("--admin-url", url, "--pool", "null", *SHORT)
+
+    _assert_drilled(result, figures, "single-user")
+    assert figures["pool"] == "null"
+    with rotsafe_postgres.admin_connect("postgres") as connection:
+        left = connection.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'rotsafe_drill%'"
+            " UNION ALL SELECT datname FROM pg_database"
+            " WHERE datname LIKE 'rotsafe_drill%'"
+        ).fetchall()
+    assert left == []
+
+
+def test_drill_against_another_secrets_manager_endpoint(
+    drill: Any,
+    rotsafe_secrets_manager: SecretsManagerServer,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """--secrets-endpoint rotates a secret there and deletes it afterwards."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    endpoint = rotsafe_secrets_manager.endpoint_url
+
+    result, figures = drill("--secrets-endpoint", endpoint, *SHORT)
+
+    _assert_drilled(result, figures, "single-user")
+    assert f"using Secrets Manager at {endpoint}" in result.stderr
+    names = [
+        each["Name"]
+        for each in rotsafe_secrets_manager.client().list_secrets()[
+            "SecretList"
+        ]
+    ]
+    assert not [name for name in names if name.startswith("rotsafe-drill/")]
+
+
+def test_drill_starts_a_throwaway_mariadb(drill: Any):
+    """--database mysql starts MariaDB from the binaries on PATH."""
+    result, figures = drill("--database", "mysql", *SHORT)
+
+    _assert_drilled(result, figures, "single-user")
+    assert figures["database"].startswith("throwaway")
+
+
+def test_rereading_baseline_recovers_at_finish_secret(
+    drill: Any, tmp_path: Path
+):
+    """A baseline re-reading AWSCURRENT fails until finishSecret, calling
+    Secrets Manager on every refusal; the plot is drawn as a PNG."""
+    picture = tmp_path / "timeline.png"
+
+    result, figures = drill(
+        "--baseline", "reread-current", "--plot", str(picture), *SHORT
+    )
+
+    _assert_drilled(result, figures, "single-user")
+    baseline = figures["services"][0]
+    finish = next(s for s in figures["steps"] if s["name"] == "finishSecret")
+    change = next(s for s in figures["steps"] if s["name"] == "setSecret")
+    assert baseline["secrets_manager_calls"] > baseline["failed"]
+    assert baseline["recovery_seconds"] is not None
+    assert (
+        baseline["recovery_seconds"]
+        >= finish["at_seconds"] - change["at_seconds"] - 0.1
+    )
+    assert picture.read_bytes().startswith(b"\x89PNG")
+
+
+def test_failures_of_the_rotsafe_service_exit_1(
+    drill: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """When the service in rotsafe's place fails, the drill exits 1."""
+
+    def naive(rig: _rig.Rig, pooling: EngineOptions) -> Service:
+        service = baseline_service(rig, pooling, "read-once")
+        return dataclasses.replace(service, name="rotsafe")
+
+    monkeypatch.setattr(_run, "rotsafe_service", naive)
+
+    result, figures = drill(*SHORT)
+
+    assert result.exit_code == 1
+    assert figures["exit_status"] == 1
+    assert figures["services"][1]["failed"] > 0
+    assert "exit status 1" in result.stdout
+
+
+def test_unreachable_admin_url_is_a_setup_error():
+    """A server that cannot be reached exits 2 with a message, no traceback."""
+    url = "postgresql://admin:do-not-print-me@127.0.0.1:9/postgres"
+
+    result = CliRunner().invoke(cli, ["drill", "--admin-url", url])
+
+    assert result.exit_code == 2
+    assert "cannot set up" in result.stderr
+    assert "Traceback" not in result.output
+    assert "do-not-print-me" not in result.output
+
+
+def test_missing_mariadb_binaries_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Without MariaDB's binaries, --database mysql names the package."""
+    monkeypatch.setattr(MariaDBServer, "_find_binaries", _no_binaries)
+
+    result = CliRunner().invoke(cli, ["drill", "--database", "mysql"])
+
+    assert result.exit_code == 2
+    assert "mariadb-server" in result.stderr
+
+
+def _no_binaries(self: MariaDBServer) -> None:
+    from rotsafe.testing import ServerUnavailable  # noqa: PLC0415
+
+    raise ServerUnavailable(
+        "MariaDB server binaries were not found; install them, on Debian "
+        "or Ubuntu with 'apt-get install mariadb-server'."
+    )
+
+
+def test_plot_without_matplotlib_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """--plot without matplotlib exits 2 before anything starts."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+    result = CliRunner().invoke(
+        cli, ["drill", "--plot", str(tmp_path / "drill.png")]
+    )
+
+    assert result.exit_code == 2
+    assert "pip install 'rotsafe[plot]'" in result.stderr
+    assert "starting" not in result.stderr
+
+
+def test_admin_url_of_another_database_is_a_usage_error():
+    """An admin URL naming neither family is refused before anything runs."""
+    result = CliRunner().invoke(
+        cli, ["drill", "--admin-url", "sqlite:///tmp/x.db"]
+    )
+
+    assert result.exit_code == 2
+    assert "postgresql://" in result.output
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """An empty folder every account can enter, to serve as TMPDIR.
+
+    Run as root, PostgreSQL runs as another account, which cannot enter
+    pytest's own folders.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="rotsafe-drill-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_interrupt_removes_servers_and_folders(scratch: Path):
+    """Ctrl-C during the rotation leaves no server process or folder."""
+    command = [
+        sys.executable,
+        "-c",
+        "from rotsafe._cli import main; main()",
+        "drill",
+        "--window",
+        "20",
+        "--duration",
+        "30",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    try:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "setSecret" in line:
+                break
+        assert "setSecret" in seen[-1], "".join(seen)
+        assert _processes_using(scratch)
+
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 130, rest
+    assert "interrupted" in rest
+    assert "Traceback" not in rest
+    assert not _processes_using(scratch)
+    assert list(scratch.iterdir()) == []
+
+
+def _processes_using(folder: Path) -> list[str]:
+    """Return the command lines of processes that name ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if str(folder).encode() in command:
+            found.append(command.decode(errors="replace"))
+    return found
+
+
+def test_command_without_the_drill_extra_says_what_to_install():
+    """With click missing, the rotsafe command exits 2 naming the extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['click'] = None\n"
+        "sys.argv = ['rotsafe', 'drill']\n"
+        "from rotsafe._cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert "pip install 'rotsafe[drill]'" in done.stderr
+
+
+def _operation(started: float, seconds: float, failed: bool) -> Operation:
+    """Return a recorded operation, failed or not."""
+    return Operation(
+        started, seconds, "OperationalError: x" if failed else None
+    )
+
+
+def test_recovery_runs_to_the_first_success_after_the_last_failure():
+    """Recovery ends with the first success that began after the last
+    failure, and is counted from the password change."""
+    operations = [
+        _operation(1.0, 0.1, failed=False),
+        _operation(2.0, 0.1, failed=True),
+        _operation(2.5, 0.2, failed=False),
+        _operation(3.0, 0.1, failed=True),
+        _operation(3.5, 0.25, failed=False),
+        _operation(4.0, 0.1, failed=False),
+    ]
+
+    assert recovery(operations, change_at=2.0) == pytest.approx(1.75)
+
+
+def test_recovery_is_zero_without_failures_and_none_without_recovering():
+    """No failure means 0; failures to the end mean it never recovered."""
+    fine = [_operation(1.0, 0.1, failed=False)]
+    broken = [*fine, _operation(2.0, 0.1, failed=True)]
+
+    assert recovery(fine, change_at=0.5) == 0
+    assert recovery(broken, change_at=0.5) is None
+
+
+def test_timeline_slices_fit_the_terminal():
+    """Slices are round widths that keep a run within 60 columns."""
+    assert slice_for(4.0) == 0.1
+    assert slice_for(15.0) == 0.25
+    assert slice_for(60.0) == 1.0
