@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import rotsafe
+import rotsafe.testing
 from rotsafe.testing import DelayedSource, RotationHarness
 from rotsafe.testing._servers import DatabaseServer
 
@@ -230,6 +232,47 @@ def test_non_ascii_passwords_log_in(harness: RotationHarness, driver: str):
         await engine.dispose()
 
     asyncio.run(log_in())
+
+
+def test_an_async_crowd_refused_together_all_connect(
+    rotsafe_postgres, rotsafe_secrets_manager
+):
+    """Many tasks refused at once share the fallback without starving it."""
+    with RotationHarness(rotsafe_postgres, rotsafe_secrets_manager) as rig:
+        secret = rig.secret(driver="asyncpg")
+        engine = create_async_engine(rig.url("asyncpg"), poolclass=NullPool)
+        rotsafe.attach(engine, secret, deadline=10)
+        window_open = threading.Event()
+        crowd_done = threading.Event()
+
+        def hold_window(step: rotsafe.testing.Step) -> None:
+            if step.name == "testSecret":
+                window_open.set()
+                crowd_done.wait(timeout=60)
+
+        async def select_one() -> int:
+            async with engine.connect() as connection:
+                result = await connection.execute(text("SELECT 1"))
+                return int(result.scalar_one())
+
+        async def scenario() -> list[object]:
+            await select_one()
+            rig.rotator.on_step = hold_window
+            rotating = asyncio.create_task(
+                asyncio.to_thread(rig.rotate, "single-user", window=0)
+            )
+            await asyncio.to_thread(window_open.wait, 30)
+            outcomes = await asyncio.gather(
+                *(select_one() for _ in range(48)), return_exceptions=True
+            )
+            crowd_done.set()
+            await rotating
+            await engine.dispose()
+            return outcomes
+
+        outcomes = asyncio.run(scenario())
+
+    assert outcomes == [1] * 48
 
 
 def test_a_slow_refresh_never_stalls_the_event_loop(

@@ -8,9 +8,12 @@ Errors that are not about the credentials are never answered with a refresh.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
+import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
@@ -147,6 +150,10 @@ class Io(Protocol):
         """Wait between rounds."""
         ...
 
+    def acquire(self, lock: threading.Lock, timeout: float) -> bool:
+        """Take a lock that another connection may hold for a while."""
+        ...
+
 
 class Blocking:
     """Blocks the calling thread: for synchronous drivers."""
@@ -157,26 +164,70 @@ class Blocking:
     def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return function(*args, **kwargs)
 
+    def acquire(self, lock: threading.Lock, timeout: float) -> bool:
+        return lock.acquire(timeout=timeout)
+
 
 class InGreenlet:
     """Runs inside SQLAlchemy's greenlet bridge on an event loop.
 
-    Calls that may block go to a worker thread and waits are
-    ``asyncio.sleep``, so the loop keeps running other tasks.
+    Calls that may block go to rotsafe's own worker threads, so that an
+    application's busy default executor cannot starve them, and waits are
+    ``asyncio.sleep``: the loop keeps running other tasks. A lock another
+    task holds is polled from the loop rather than waited for in a thread,
+    since waiting threads could take every worker the holder needs.
     """
+
+    _POLL = 0.005
 
     def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         from sqlalchemy.util import await_only  # noqa: PLC0415
 
-        result: R = await_only(
-            asyncio.to_thread(functools.partial(function, *args, **kwargs))
-        )
+        loop = asyncio.get_running_loop()
+        call = functools.partial(function, *args, **kwargs)
+        result: R = await_only(loop.run_in_executor(_workers(), call))
         return result
 
     def sleep(self, seconds: float) -> None:
         from sqlalchemy.util import await_only  # noqa: PLC0415
 
         await_only(async_wait(seconds))
+
+    def acquire(self, lock: threading.Lock, timeout: float) -> bool:
+        from sqlalchemy.util import await_only  # noqa: PLC0415
+
+        end = time.monotonic() + timeout
+        while not lock.acquire(blocking=False):
+            if time.monotonic() >= end:
+                return False
+            await_only(asyncio.sleep(self._POLL))
+        return True
+
+
+_WORKERS: concurrent.futures.ThreadPoolExecutor | None = None
+_WORKERS_LOCK = threading.Lock()
+
+
+def _workers() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads async connections read Secrets Manager in."""
+    global _WORKERS  # noqa: PLW0603 - one pool for the process
+    with _WORKERS_LOCK:
+        if _WORKERS is None:
+            _WORKERS = concurrent.futures.ThreadPoolExecutor(
+                max_workers=16, thread_name_prefix="rotsafe"
+            )
+        return _WORKERS
+
+
+def _forget_workers() -> None:
+    """A forked child has none of its parent's threads."""
+    global _WORKERS, _WORKERS_LOCK  # noqa: PLW0603 - renewed in the child
+    _WORKERS = None
+    _WORKERS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
 
 
 def fall_back(
@@ -403,7 +454,7 @@ class _Fallback(Generic[T]):
         self.rounds += 1
         rounds = _rounds_of(self.secret)
         timeout = max(0.01, self.until.remaining())
-        if not self.io.call(rounds.lock.acquire, timeout=timeout):
+        if not self.io.acquire(rounds.lock, timeout):
             raise _AllRefused
         try:
             shared = rounds.completed != self.seen
