@@ -29,6 +29,7 @@ from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
 from rotsafe.testing._rotation import new_password
 from rotsafe.testing._servers import MariaDBServer, PostgresServer
+from support import processes_using
 
 SHORT = ["--window", "1", "--duration", "5"]
 
@@ -390,7 +391,7 @@ def test_interrupt_removes_servers_and_folders(scratch: Path):
             if "setSecret" in line:
                 break
         assert "setSecret" in seen[-1], "".join(seen)
-        assert _processes_using(scratch)
+        assert processes_using(scratch)
 
         process.send_signal(signal.SIGINT)
         rest = process.communicate(timeout=60)[1]
@@ -401,23 +402,8 @@ def test_interrupt_removes_servers_and_folders(scratch: Path):
     assert process.returncode == 130, rest
     assert "interrupted" in rest
     assert "Traceback" not in rest
-    assert not _processes_using(scratch)
+    assert not processes_using(scratch)
     assert list(scratch.iterdir()) == []
-
-
-def _processes_using(folder: Path) -> list[str]:
-    """Return the command lines of processes that name ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if str(folder).encode() in command:
-            found.append(command.decode(errors="replace"))
-    return found
 
 
 def test_command_without_the_drill_extra_says_what_to_install():

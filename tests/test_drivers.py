@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +17,7 @@ import rotsafe
 import rotsafe.testing
 from rotsafe.testing import DelayedSource, RotationHarness
 from rotsafe.testing._servers import DatabaseServer
+from support import Ticker
 
 SYNC = [
     "pymysql",
@@ -289,23 +289,13 @@ def test_a_slow_refresh_never_stalls_the_event_loop(
         connect = rotsafe.async_creator(secret)
 
         async def scenario() -> list[float]:
-            ticks: list[float] = []
-            stop = asyncio.Event()
-
-            async def ticker() -> None:
-                while not stop.is_set():
-                    ticks.append(time.monotonic())
-                    await asyncio.sleep(0.01)
-
-            task = asyncio.create_task(ticker())
-            connection = await connect()
-            await connection.close()
-            await asyncio.to_thread(rig.rotator.out_of_band, window=0)
-            connection = await connect()
-            await connection.close()
-            stop.set()
-            await task
-            return [b - a for a, b in itertools.pairwise(ticks)]
+            async with Ticker() as ticker:
+                connection = await connect()
+                await connection.close()
+                await asyncio.to_thread(rig.rotator.out_of_band, window=0)
+                connection = await connect()
+                await connection.close()
+            return ticker.gaps
 
         gaps = asyncio.run(scenario())
 

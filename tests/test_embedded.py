@@ -12,6 +12,7 @@ import pytest
 
 from rotsafe.testing import EmbeddedPostgresServer
 from rotsafe.testing._embedded import pgserver_bindir
+from support import processes_using
 
 
 def test_binaries_come_from_the_pgserver_wheel():
@@ -54,31 +55,16 @@ def test_unix_socket_logins_need_a_password_too():
         )
 
 
-def _processes_using(folder: Path) -> list[str]:
-    """Return the command lines of processes that name ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if str(folder).encode() in command:
-            found.append(command.decode(errors="replace"))
-    return found
-
-
 def test_stop_removes_the_process_and_the_folder():
     """stop() ends the server and deletes everything it wrote."""
     server = EmbeddedPostgresServer()
     server.start()
     directory = server.directory
-    assert _processes_using(directory)
+    assert processes_using(directory)
 
     server.stop()
 
-    assert not _processes_using(directory)
+    assert not processes_using(directory)
     assert not directory.exists()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import time
 
 import pymysql
@@ -14,6 +13,7 @@ from sqlalchemy import text
 
 import rotsafe
 from rotsafe.testing import DelayedSource, ManualClock, MemorySource, no_waits
+from support import Ticker
 
 REFUSED = pymysql.err.OperationalError(
     1045, "Access denied for user 'app'@'h' (using password: YES)"
@@ -111,19 +111,9 @@ def test_an_async_retry_does_not_block_the_loop(rotation):
         return await asyncio.to_thread(naive_select, rotation, secret)
 
     async def scenario() -> float:
-        ticks: list[float] = []
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            while not stop.is_set():
-                ticks.append(time.monotonic())
-                await asyncio.sleep(0.01)
-
-        task = asyncio.create_task(ticker())
-        assert await load() == 1
-        stop.set()
-        await task
-        return max(b - a for a, b in itertools.pairwise(ticks))
+        async with Ticker() as ticker:
+            assert await load() == 1
+        return max(ticker.gaps)
 
     asyncio.run(asyncio.to_thread(secret.credentials))
     rotation.rotator.out_of_band(window=0)
