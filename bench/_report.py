@@ -41,6 +41,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
 
 
 def warm_read(section: dict[str, Any]) -> str:
+    """Return section 1's table."""
     rows = [
         [
             row["candidate"],
@@ -58,6 +59,7 @@ def warm_read(section: dict[str, Any]) -> str:
 
 
 def connect(sections: list[dict[str, Any]]) -> str:
+    """Return section 2's table, both databases in one."""
     rows = []
     for section in sections:
         for row in section["rows"]:
@@ -120,6 +122,7 @@ def _run_cells(row: dict[str, Any]) -> list[Cell]:
 
 
 def rotation(section: dict[str, Any]) -> str:
+    """Return section 3's table."""
     rows = [
         [
             f"{row['window_s']:g} s",
@@ -143,6 +146,7 @@ def rotation(section: dict[str, Any]) -> str:
 
 
 def herd(section: dict[str, Any]) -> str:
+    """Return section 4's table."""
     rows = [
         [
             row["strategy"],
@@ -172,6 +176,7 @@ def herd(section: dict[str, Any]) -> str:
 
 
 def scaling(threads: dict[str, Any], fleet: dict[str, Any]) -> str:
+    """Return section 5's two tables: threads, then fleets."""
     thread_rows = [
         [
             str(row["threads"]),
@@ -219,6 +224,7 @@ def scaling(threads: dict[str, Any], fleet: dict[str, Any]) -> str:
 
 
 def targets(rows: list[dict[str, Any]]) -> str:
+    """Return the targets, what was measured, and whether each was met."""
     return table(
         ["target", "measured", "met"],
         [
