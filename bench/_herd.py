@@ -46,6 +46,7 @@ class _Herd:
         self.errors: list[str] = []
 
     def record(self, seconds: float, error: str | None) -> None:
+        """Record one thread's attempt: how long, and its error if any."""
         with self.lock:
             self.seconds.append(seconds)
             if error is not None:
