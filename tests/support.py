@@ -1,10 +1,11 @@
-"""Helpers several test files share: an event-loop ticker, a process scan."""
+"""Helpers several test files share: async load, a ticker, a process scan."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -60,3 +61,43 @@ def processes_using(folder: Path) -> list[str]:
         if str(folder).encode() in command:
             found.append(command.decode(errors="replace"))
     return found
+
+
+def run_async_load(
+    operation: Callable[[], Awaitable[object]],
+    during: Callable[[], object],
+    *,
+    workers: int = 8,
+) -> list[BaseException | None]:
+    """Run ``operation`` on ``workers`` tasks before, during and after."""
+    outcomes: list[BaseException | None] = []
+
+    async def work(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await operation()
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+
+    async def until(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(outcomes) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(work(stop)) for _ in range(workers)]
+        await until(40)
+        await asyncio.to_thread(during)
+        await until(len(outcomes) + 40)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    return outcomes
+
+
+def failures(outcomes: list[BaseException | None]) -> list[str]:
+    return [repr(each) for each in outcomes if each is not None][:5]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy
@@ -17,7 +16,7 @@ import rotsafe
 import rotsafe.testing
 from rotsafe.testing import DelayedSource, RotationHarness
 from rotsafe.testing._servers import DatabaseServer
-from support import Ticker
+from support import Ticker, failures, run_async_load
 
 SYNC = [
     "pymysql",
@@ -47,46 +46,6 @@ def harness(
     )
     with RotationHarness(server, rotsafe_secrets_manager) as rig:
         yield rig
-
-
-def run_async_load(
-    operation: Callable[[], Awaitable[object]],
-    during: Callable[[], object],
-    *,
-    workers: int = 8,
-) -> list[BaseException | None]:
-    """Run ``operation`` on ``workers`` tasks before, during and after."""
-    outcomes: list[BaseException | None] = []
-
-    async def work(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await operation()
-            except Exception as exc:
-                outcomes.append(exc)
-            else:
-                outcomes.append(None)
-
-    async def until(count: int) -> None:
-        deadline = time.monotonic() + 60
-        while len(outcomes) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(work(stop)) for _ in range(workers)]
-        await until(40)
-        await asyncio.to_thread(during)
-        await until(len(outcomes) + 40)
-        stop.set()
-        await asyncio.gather(*tasks)
-
-    asyncio.run(scenario())
-    return outcomes
-
-
-def failures(outcomes: list[BaseException | None]) -> list[str]:
-    return [repr(each) for each in outcomes if each is not None][:5]
 
 
 def test_rotation_loses_no_operation(harness: RotationHarness, driver: str):

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol, TypeVar
 
@@ -955,8 +956,42 @@ def _pg_setting(value: str) -> str:
 _PG_HBA = """\
 # Written by rotsafe.testing: every login needs its password.
 local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
+{tcp} all all 127.0.0.1/32 scram-sha-256
 """
+
+
+def _write_self_signed_certificate(key_path: Path, cert_path: Path) -> None:
+    """Write a throwaway TLS key and certificate for 127.0.0.1."""
+    from cryptography import x509  # noqa: PLC0415 - only for a TLS server
+    from cryptography.hazmat.primitives import (  # noqa: PLC0415
+        hashes,
+        serialization,
+    )
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _HOST)])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=7))
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii"),
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
 class PostgresServer(DatabaseServer):
@@ -972,6 +1007,19 @@ class PostgresServer(DatabaseServer):
 
     _bin: Path
     _account: pwd.struct_passwd | None = None
+
+    def __init__(self, *, tls_only: bool = False, **options: Any) -> None:
+        """Describe a server; nothing runs until ``start()``.
+
+        Args:
+            tls_only: Serve TLS with a throwaway self-signed certificate
+                and refuse plain-text logins over TCP, as an RDS instance
+                with ``rds.force_ssl`` does. Needs the ``cryptography``
+                package.
+            options: As for :class:`DatabaseServer`.
+        """
+        super().__init__(**options)
+        self.tls_only = tls_only
 
     @property
     def _stop_signals(self) -> Sequence[signal.Signals]:
@@ -1220,11 +1268,22 @@ class PostgresServer(DatabaseServer):
             "timezone": "UTC",
             **self.settings,
         }
+        if self.tls_only:
+            settings.update(
+                ssl="on", ssl_cert_file="server.crt", ssl_key_file="server.key"
+            )
+            key_path = self.datadir / "server.key"
+            cert_path = self.datadir / "server.crt"
+            _write_self_signed_certificate(key_path, cert_path)
+            if self._account is not None:
+                for path in (key_path, cert_path):
+                    os.chown(path, self._account.pw_uid, self._account.pw_gid)
         lines = [f"{key} = {_pg_setting(v)}" for key, v in settings.items()]
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# rotsafe.testing\n" + "\n".join(lines) + "\n")
 
-        (self.datadir / "pg_hba.conf").write_text(_PG_HBA)
+        tcp = "hostssl" if self.tls_only else "host"
+        (self.datadir / "pg_hba.conf").write_text(_PG_HBA.format(tcp=tcp))
 
     def _server_command(self, port: int) -> list[str]:
         """Return the postgres command line for ``port``."""
