@@ -13,8 +13,9 @@ from aws_secretsmanager_caching.cache.items import SecretCacheObject
 from bench._calls import ApiCalls
 from bench._cli import Sizes, measure
 from bench._report import render, spread
+from bench._scaling import steady_state
 from bench._stats import ratios, summarize
-from bench._strategies import STRATEGIES
+from bench._strategies import STRATEGIES, TTL
 from bench._window import CONTROL
 
 from rotsafe.testing import (
@@ -119,3 +120,18 @@ def test_peak_rate_counts_calls_within_one_second() -> None:
 
     assert calls.peak_per_second() == 4
     assert calls.by_operation() == {"GetSecretValue": 6}
+
+
+def test_steady_state_counts_one_read_per_jittered_ttl(
+    rotsafe_secrets_manager: SecretsManagerServer,
+    rotsafe_postgres: PostgresServer,
+) -> None:
+    """Simulated hours at a 300 s TTL cost 12 to 15 reads an hour.
+
+    Each refresh comes after 80 to 100 % of the TTL, so an hour holds
+    between 3600 / 300 and 3600 / 240 of them.
+    """
+    hourly = steady_state(rotsafe_postgres, rotsafe_secrets_manager)
+
+    assert 3600 / TTL <= hourly["rotsafe"] <= 3600 / (0.8 * TTL) + 1
+    assert hourly["secretcache"] > 0

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 import rotsafe
 from rotsafe.testing import PostgresServer, RotationHarness
-from rotsafe.testing._servers import ServerUnavailable
+from rotsafe.testing.plugin import _serve as serve
 from support import failures, run_async_load
 
 WRONG = "certainly-not-the-password"
@@ -31,17 +31,7 @@ WRONG = "certainly-not-the-password"
 @pytest.fixture(scope="module")
 def tls_postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL that refuses plain-text logins over TCP."""
-    server = PostgresServer(tls_only=True)
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        if request.config.getoption("--rotsafe-require-servers"):
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(PostgresServer(tls_only=True), request)
 
 
 @pytest.fixture
