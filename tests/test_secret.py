@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -161,6 +162,78 @@ def test_background_refresh_keeps_every_caller_waiting_for_nothing(clock):
     source.release()
     wait_until(lambda: secret.credentials().password == "pw-v2")
     assert source.calls == ["AWSCURRENT", "AWSCURRENT"]
+
+
+def test_a_warm_read_on_the_real_clock_reads_no_clock(source):
+    """With the default clock, a timer, not each call, ends the TTL."""
+    secret = rotsafe.RotatingSecret("prod/app/db", source=source)
+    first = secret.credentials()
+    reads = []
+    real_clock = secret.clock
+    secret.clock = lambda: reads.append(1) or real_clock()
+
+    for _ in range(1000):
+        assert secret.credentials() is first
+
+    assert reads == []
+    assert source.calls == ["AWSCURRENT"]
+
+
+def test_the_ttl_ends_on_the_real_clock(source):
+    """A timer expires the value, and the next call reads the new one."""
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db", source=source, ttl=0.2, refresh_in_background=False
+    )
+    assert secret.credentials().password == "pw-v1"
+    source.put(value("pw-v2"))
+
+    wait_until(lambda: secret.credentials().password == "pw-v2")
+    assert source.calls == ["AWSCURRENT", "AWSCURRENT"]
+
+
+def test_a_value_is_never_served_past_max_stale_on_the_real_clock(source):
+    """The timer also ends a stale value's service while reads fail."""
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db",
+        source=source,
+        ttl=0.2,
+        max_stale=0.3,
+        refresh_in_background=False,
+    )
+    secret.credentials()
+    source.fail(rotsafe.SecretUnavailable("prod/app/db", "AWSCURRENT", "down"))
+
+    def refused() -> bool:
+        try:
+            secret.credentials()
+        except rotsafe.SecretUnavailable:
+            return True
+        return False
+
+    wait_until(refused)
+    assert refused(), "once past max_stale, every call is refused"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_keeps_following_the_secret(source):
+    """A child has no timer thread of its parent's, yet its TTLs still end."""
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db", source=source, ttl=0.2, refresh_in_background=False
+    )
+    secret.credentials()
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            source.put(value("pw-v2"))
+            wait_until(lambda: secret.credentials().password == "pw-v2", 10)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child saw pw-v2"
+    assert secret.credentials().password == "pw-v1", "the parent is apart"
 
 
 def test_failed_refresh_serves_the_cache_and_backs_off(source, clock, caplog):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -34,6 +35,7 @@ from rotsafe._sources import (
     SecretSource,
     SecretVersion,
 )
+from rotsafe._timers import call_at
 
 if TYPE_CHECKING:
     from aws_secretsmanager_caching import SecretCache
@@ -159,7 +161,10 @@ class RotatingSecret:
             a value is cached. With ``False`` the caller that notices the
             expiry makes the call, which suits tests with a manual clock.
         clock: The monotonic clock, in seconds, that TTLs, rate limits and
-            deadlines of this secret are measured by; for tests.
+            deadlines of this secret are measured by; for tests. With the
+            default, ``time.monotonic``, a warm read reads no clock at all:
+            a timer thread marks the cached value expired when its time is
+            up. Any other clock is read by every call.
         sleep: How backoff waits of this secret's connections wait; for
             tests, with a clock that it moves.
 
@@ -213,6 +218,8 @@ class RotatingSecret:
         )
         self.clock = clock
         self.sleep = sleep
+        # Only the real clock has a timer thread to expire values on it.
+        self._timed = clock is time.monotonic
 
         self._source: SecretSource = source or BotoSource(client)
         self._steady: SecretSource = (
@@ -220,6 +227,9 @@ class RotatingSecret:
         )
 
         self._served: _Served | None = None
+        # What the warm path returns without reading the clock: the served
+        # credentials while their timer is pending, else None.
+        self._fresh: Credentials | None = None
         self._stages: dict[str, _Stage] = {}
         self._pinned: Credentials | None = None
         self._superseded: list[Credentials] = []
@@ -256,8 +266,13 @@ class RotatingSecret:
             SecretFormatError: The secret's value is malformed and nothing
                 usable is cached.
         """
+        fresh = self._fresh
+        if fresh is not None:
+            return fresh
+
         served = self._served
         if served is not None and self.clock() < served.refresh_at:
+            self._rearm(served)
             return served.credentials
         return self._refresh_expired(served)
 
@@ -346,7 +361,7 @@ class RotatingSecret:
             self._pinned = pinned
             served = self._served
             refresh_at = served.refresh_at if served else self.clock()
-            self._served = _Served(pinned or current, refresh_at)
+            self._serve(pinned or current, refresh_at)
 
         if pinned is None:
             logger.info(
@@ -378,6 +393,37 @@ class RotatingSecret:
             now = self.clock()
             self._refusal = (credentials, now)
             return now
+
+    def _serve(self, credentials: Credentials, refresh_at: float) -> None:
+        """Serve ``credentials`` until ``refresh_at``; hold ``_pin_lock``."""
+        served = _Served(credentials, refresh_at)
+        self._served = served
+        self._arm(served)
+
+    def _arm(self, served: _Served) -> None:
+        """Let warm reads skip the clock until a timer expires ``served``.
+
+        The caller holds ``_pin_lock``, which the timer takes too: a value
+        is never marked fresh after its timer has run.
+        """
+        self._fresh = None
+        if (
+            self._timed
+            and self.clock() < served.refresh_at
+            and call_at(
+                served.refresh_at,
+                functools.partial(_expire, weakref.ref(self), served),
+            )
+        ):
+            self._fresh = served.credentials
+
+    def _rearm(self, served: _Served) -> None:
+        """Arm again a value still fresh whose timer was lost in a fork."""
+        if not self._timed:
+            return
+        with self._pin_lock:
+            if self._served is served and self._fresh is None:
+                self._arm(served)
 
     def _serving(self) -> Credentials:
         served = self._served
@@ -564,7 +610,7 @@ class RotatingSecret:
         with self._pin_lock:
             if rotation is not None:
                 self._pinned = None
-            self._served = _Served(
+            self._serve(
                 self._pinned or current, self.clock() + self.ttl * jitter
             )
         return rotation
@@ -602,7 +648,7 @@ class RotatingSecret:
                 refresh_at = state.retry_at
                 if limit is not None:
                     refresh_at = min(refresh_at, max(limit, finished))
-                self._served = _Served(served, refresh_at)
+                self._serve(served, refresh_at)
             if limit is not None and finished > limit:
                 logger.error(
                     "secret %s: reading AWSCURRENT failed (%s) and the "
@@ -701,10 +747,21 @@ class RotatingSecret:
 
     def _after_fork(self) -> None:
         self._renew_locks()
+        self._fresh = None
         for source in {self._source, self._steady}:
             after_fork = getattr(source, "after_fork", None)
             if after_fork is not None:
                 after_fork()
+
+
+def _expire(secret_ref: weakref.ref[RotatingSecret], served: _Served) -> None:
+    """Send warm reads to the clock once ``served`` is due for a refresh."""
+    secret = secret_ref()
+    if secret is None:
+        return
+    with secret._pin_lock:
+        if secret._served is served:
+            secret._fresh = None
 
 
 def _after_fork_in_child() -> None:
