@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
+import rotsafe
+from rotsafe.testing import LoadResult, Operation
+
 
 class Ticker:
     """A task that wakes every 10 ms; late wakes show a blocked loop.
@@ -68,22 +71,33 @@ def run_async_load(
     during: Callable[[], object],
     *,
     workers: int = 8,
-) -> list[BaseException | None]:
-    """Run ``operation`` on ``workers`` tasks before, during and after."""
-    outcomes: list[BaseException | None] = []
+) -> LoadResult:
+    """Run ``operation`` on ``workers`` tasks before, during and after.
+
+    ``during`` runs in a worker thread, so that the loop goes on meanwhile.
+    Every run is recorded as the thread-based :class:`Load` records it.
+    """
+    result = LoadResult()
 
     async def work(stop: asyncio.Event) -> None:
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 await operation()
             except Exception as exc:
-                outcomes.append(exc)
+                record = Operation(
+                    started,
+                    time.monotonic() - started,
+                    f"{type(exc).__name__}: {exc}",
+                    rotsafe.classify(exc),
+                )
             else:
-                outcomes.append(None)
+                record = Operation(started, time.monotonic() - started)
+            result.operations.append(record)
 
     async def until(count: int) -> None:
         deadline = time.monotonic() + 60
-        while len(outcomes) < count and time.monotonic() < deadline:
+        while result.count < count and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     async def scenario() -> None:
@@ -91,13 +105,28 @@ def run_async_load(
         tasks = [asyncio.create_task(work(stop)) for _ in range(workers)]
         await until(40)
         await asyncio.to_thread(during)
-        await until(len(outcomes) + 40)
+        await until(result.count + 40)
         stop.set()
         await asyncio.gather(*tasks)
 
     asyncio.run(scenario())
-    return outcomes
+    return result
 
 
-def failures(outcomes: list[BaseException | None]) -> list[str]:
-    return [repr(each) for each in outcomes if each is not None][:5]
+def describe(result: LoadResult) -> str:
+    """The first few failures of a load, one a line, for an assertion."""
+    return "\n".join(each.error or "" for each in result.failures[:5])
+
+
+def assert_unnoticed(result: LoadResult, calls: int) -> None:
+    """Assert that a load went through a rotation as if none had happened.
+
+    No operation failed; none stalled for as long as the tests' 2 s windows
+    last (a fallback costs a few logins, while waiting for ``AWSCURRENT``
+    to move would hold operations until finishSecret); and Secrets Manager
+    was called a handful of times, not once per refusal.
+    """
+    assert result.count > 0, "the load ran"
+    assert result.failed == 0, describe(result)
+    assert result.slowest < 1.0, f"an operation took {result.slowest:.2f} s"
+    assert calls <= 10, f"{calls} GetSecretValue calls"

@@ -16,7 +16,7 @@ import rotsafe
 import rotsafe.testing
 from rotsafe.testing import DelayedSource, RotationHarness
 from rotsafe.testing._servers import DatabaseServer
-from support import Ticker, failures, run_async_load
+from support import Ticker, assert_unnoticed, run_async_load
 
 SYNC = [
     "pymysql",
@@ -66,7 +66,7 @@ def test_rotation_loses_no_operation(harness: RotationHarness, driver: str):
             load.wait_for(40)
             harness.rotate("single-user", window=2)
             load.wait_for(load.result.count + 40)
-        assert load.result.failed == 0, load.result.failures[:5]
+        assert_unnoticed(load.result, harness.calls)
         engine.dispose()
         return
 
@@ -78,11 +78,11 @@ def test_rotation_loses_no_operation(harness: RotationHarness, driver: str):
             result = await connection.execute(text("SELECT 1"))
             assert result.scalar() == 1
 
-    outcomes = run_async_load(
+    result = run_async_load(
         select_one_async, lambda: harness.rotate("single-user", window=2)
     )
-    assert len(outcomes) >= 80
-    assert failures(outcomes) == []
+    assert result.count >= 80
+    assert_unnoticed(result, harness.calls)
 
 
 def test_the_creators_fall_back_for_every_driver(
@@ -247,16 +247,23 @@ def test_a_slow_refresh_never_stalls_the_event_loop(
         )
         connect = rotsafe.async_creator(secret)
 
-        async def scenario() -> list[float]:
+        async def connect_watched() -> list[float]:
             async with Ticker() as ticker:
-                connection = await connect()
-                await connection.close()
-                await asyncio.to_thread(rig.rotator.out_of_band, window=0)
                 connection = await connect()
                 await connection.close()
             return ticker.gaps
 
+        async def scenario() -> list[float]:
+            # The first connection reads the secret cold; after the
+            # rotation, the refused login reads it again. The rotation
+            # itself runs unwatched: it is the test's work (and moto's, in
+            # this process), not rotsafe's.
+            gaps = await connect_watched()
+            await asyncio.to_thread(rig.rotator.out_of_band, window=0)
+            return gaps + await connect_watched()
+
         gaps = asyncio.run(scenario())
 
-    assert len(gaps) > 100, "the slow reads took more than a second"
-    assert max(gaps) < 0.06
+    assert len(gaps) > 80, "each connection waited for a slow read"
+    late = sorted(gaps)[-3:]
+    assert max(gaps) < 0.06, f"the loop stalled: longest gaps {late}"

@@ -12,6 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.pool import NullPool, QueuePool
 
 import rotsafe
+from support import assert_unnoticed, describe
 
 SENTINEL = "sentinel-Sa-8e21f0"
 
@@ -35,10 +36,6 @@ def run_through(rotation, engine, strategy="single-user", *, window=2.0):
     return load.result
 
 
-def describe(result) -> str:
-    return "\n".join(each.error for each in result.failures[:5])
-
-
 @pytest.mark.parametrize(
     "pooling",
     [
@@ -55,8 +52,7 @@ def test_rotation_under_load_loses_no_operation(rotation, pooling):
 
     result = run_through(rotation, engine)
 
-    assert result.failed == 0, describe(result)
-    assert rotation.calls <= 10
+    assert_unnoticed(result, rotation.calls)
     engine.dispose()
 
 
@@ -253,6 +249,7 @@ def test_the_engine_is_usable_from_many_threads_during_eager_refresh(rotation):
     result = run_through(rotation, engine)
 
     assert result.failed == 0, describe(result)
+    assert result.slowest < 1.0, "no operation waited out the window"
     engine.dispose()
 
 
