@@ -21,7 +21,7 @@ from aws_secretsmanager_caching.cache import items
 import rotsafe
 from bench._calls import ApiCalls
 from bench._strategies import STRATEGIES, TTL
-from bench._window import run_once, summarize_runs
+from bench._window import run_repeatedly, summarize_runs
 from rotsafe.testing import (
     DatabaseServer,
     ManualClock,
@@ -62,19 +62,17 @@ def thread_scaling(
     rows = []
     for count in threads:
         for strategy in STRATEGIES:
-            runs = [
-                run_once(
-                    server,
-                    secrets_manager,
-                    strategy,
-                    threads=count,
-                    window=window,
-                    lead=lead,
-                    tail=tail,
-                    pause=pause,
-                )
-                for _ in range(repeats)
-            ]
+            runs = run_repeatedly(
+                server,
+                secrets_manager,
+                strategy,
+                repeats,
+                threads=count,
+                window=window,
+                lead=lead,
+                tail=tail,
+                pause=pause,
+            )
             rows.append(
                 {
                     "threads": count,

@@ -104,6 +104,20 @@ def run_once(
     )
 
 
+def run_repeatedly(
+    server: DatabaseServer,
+    secrets_manager: SecretsManagerServer,
+    strategy: str,
+    repeats: int,
+    **load: Any,
+) -> list[Run]:
+    """Run ``strategy`` through ``repeats`` rotations; see :func:`run_once`."""
+    return [
+        run_once(server, secrets_manager, strategy, **load)
+        for _ in range(repeats)
+    ]
+
+
 def summarize_runs(runs: list[Run]) -> dict[str, Any]:
     """Return the median and spread of each figure over ``runs``."""
     figures = (
@@ -145,19 +159,17 @@ def rotation_window(
     targets = []
     for window, repeats in windows.items():
         for strategy in (CONTROL, *STRATEGIES):
-            runs = [
-                run_once(
-                    server,
-                    secrets_manager,
-                    strategy,
-                    threads=threads,
-                    window=window,
-                    lead=lead,
-                    tail=tail,
-                    pause=pause,
-                )
-                for _ in range(repeats)
-            ]
+            runs = run_repeatedly(
+                server,
+                secrets_manager,
+                strategy,
+                repeats,
+                threads=threads,
+                window=window,
+                lead=lead,
+                tail=tail,
+                pause=pause,
+            )
             rows.append(
                 {
                     "window_s": window,
