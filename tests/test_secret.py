@@ -429,14 +429,7 @@ def test_a_lagging_cache_does_not_undo_a_rotation(clock):
     """A SecretCache still holding the old value is not read as a rotation."""
     cache = StringCache(value("pw-v1"))
     direct = MemorySource(SECRET)
-    secret = rotsafe.RotatingSecret(
-        "prod/app/db",
-        cache=cache,
-        source=direct,
-        clock=clock,
-        ttl=10,
-        refresh_in_background=False,
-    )
+    secret = make(direct, clock, cache=cache, ttl=10)
     rotations: list[rotsafe.Rotation] = []
     secret.on_rotation(rotations.append)
     secret.credentials()
@@ -461,14 +454,7 @@ def test_secret_cache_answers_ttl_refreshes(clock):
     """With a SecretCache, steady reads go to it and forced ones do not."""
     cache = StringCache(value("pw-v1"))
     direct = MemorySource(SECRET)
-    secret = rotsafe.RotatingSecret(
-        "prod/app/db",
-        cache=cache,
-        source=direct,
-        clock=clock,
-        ttl=10,
-        refresh_in_background=False,
-    )
+    secret = make(direct, clock, cache=cache, ttl=10)
 
     assert secret.credentials().password == "pw-v1"
     clock.advance(11)
