@@ -212,11 +212,11 @@ def test_network_errors_propagate_untouched(rotation, unused_port):
 
 @pytest.mark.parametrize(
     "password",
-    ["p%8Fw@rd:/?#[]&=+ '\"\\", "pässwörd-€-密码"],
-    ids=["url-and-quotes", "non-ascii"],
+    ["p%8Fw@rd:/?#[]&=+ '\"\\", "pässwörd-€-密码", "  spaced\tout  "],
+    ids=["url-and-quotes", "non-ascii", "edged-with-spaces"],
 )
 def test_special_characters_reach_the_driver_unchanged(rotation, password):
-    """A password of URL, quoting or non-ASCII characters logs in as stored."""
+    """URL, quoting, non-ASCII and edge-space passwords log in as stored."""
     rotation.rotator.out_of_band(window=0, password=password)
     secret = rotation.secret()
 

@@ -160,6 +160,40 @@ def test_malformed_fields_are_named(fields, options, field):
     assert "pw-v1" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("fields", "remedy"),
+    [
+        ({**LOGIN, "engine": "mysql"}, "pass host= to RotatingSecret"),
+        ({**BASE, "port": "x"}, "pass port= to RotatingSecret"),
+        ({**BASE, "engine": "oracle"}, "pass driver= to RotatingSecret"),
+        (LOGIN_NO_PASSWORD | {"engine": "mysql", "host": "h"}, None),
+    ],
+)
+def test_the_remedy_fits_the_field(fields, remedy):
+    """Only a field that RotatingSecret can supply is offered as a remedy."""
+    with pytest.raises(rotsafe.SecretFormatError) as caught:
+        read(fields)
+    message = str(caught.value)
+    assert "Fix the secret's value in Secrets Manager" in message
+    if remedy is None:
+        assert "RotatingSecret" not in message
+    else:
+        assert remedy in message
+
+
+@pytest.mark.parametrize("password", ["   ", " pw-v1\t", "\u00e9t\u00e9 "])
+def test_a_password_is_kept_byte_for_byte(password):
+    """Spaces are part of a password: nothing is stripped or refused."""
+    assert read({**BASE, "password": password}).password == password
+
+
+def test_an_empty_password_is_refused():
+    """An empty password is a malformed secret, not a login to try."""
+    with pytest.raises(rotsafe.SecretFormatError) as caught:
+        read({**BASE, "password": ""})
+    assert caught.value.field == "password"
+
+
 def test_a_byte_order_mark_is_ignored():
     """A value saved with a UTF-8 byte order mark still reads."""
     raw = "\ufeff" + json.dumps({**BASE, "port": 3306})

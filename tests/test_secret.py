@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import timedelta
 
+import boto3
 import pytest
 
 import rotsafe
@@ -506,8 +507,33 @@ def test_a_missing_region_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     secret = rotsafe.RotatingSecret("prod/app/db")
 
-    with pytest.raises(rotsafe.SecretUnavailable, match="AWS_REGION"):
+    with pytest.raises(rotsafe.SecretUnavailable, match="AWS_DEFAULT_REGION"):
         secret.credentials()
+
+
+def test_the_region_advice_works(
+    monkeypatch, tmp_path, rotsafe_secrets_manager
+):
+    """Setting the variable the error names lets the default client read."""
+    server = rotsafe_secrets_manager
+    server.client().create_secret(
+        Name="region/advice",
+        SecretString=json.dumps(value("pw-region")),
+    )
+    for name in ("AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", server.region)
+    # A fresh default session, so that it reads the variables set here.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+    secret = rotsafe.RotatingSecret("region/advice")
+
+    assert secret.credentials().password == "pw-region"
 
 
 def test_an_unknown_driver_is_refused(source):

@@ -137,12 +137,14 @@ def parse_secret(
 
     fields = _decode(value, fail)
 
-    def text(name: str, *aliases: str) -> str | None:
+    def text(name: str, *aliases: str, blank: bool = False) -> str | None:
         for key in (name, *aliases):
             found = fields.get(key)
             if found is None:
                 continue
-            if not isinstance(found, str) or not found.strip():
+            if not isinstance(found, str) or not (
+                found if blank else found.strip()
+            ):
                 raise fail(key, f"{key!r} is not a non-empty string")
             if "\x00" in found:
                 raise fail(key, f"{key!r} holds a NUL character")
@@ -152,7 +154,8 @@ def parse_secret(
     username = text("username")
     if username is None:
         raise fail("username", "'username' is missing")
-    password = text("password")
+    # A password is whatever the database was given, spaces and all.
+    password = text("password", blank=True)
     if password is None:
         raise fail("password", "'password' is missing")
 

@@ -27,6 +27,16 @@ class RotsafeError(Exception):
     """Base class of every error rotsafe raises itself."""
 
 
+# Fields of a secret that RotatingSecret can supply or override itself.
+_ARGUMENT_FOR_FIELD = {
+    "host": "host",
+    "port": "port",
+    "dbname": "database",
+    "database": "database",
+    "engine": "driver",
+}
+
+
 class SecretFormatError(RotsafeError, ValueError):
     """The secret's value cannot be turned into database credentials.
 
@@ -56,11 +66,13 @@ class SecretFormatError(RotsafeError, ValueError):
             for part in (stage, version_id and f"version {version_id}")
             if part
         )
+        remedy = "Fix the secret's value in Secrets Manager"
+        argument = _ARGUMENT_FOR_FIELD.get(field)
+        if argument is not None:
+            remedy += f", or pass {argument}= to RotatingSecret"
         super().__init__(
             f"secret {secret_id!r}{f' ({where})' if where else ''}: "
-            f"{problem}. Fix the secret's value in Secrets Manager, or pass "
-            f"the field to RotatingSecret where it allows (host, port, "
-            f"database, driver)."
+            f"{problem}. {remedy}."
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -134,7 +134,7 @@ class RotatingSecret:
             its calls.
         client: A boto3 ``secretsmanager`` client. Without one, a client is
             made on first use from boto3's default session (which needs a
-            region, from ``AWS_REGION`` or the AWS config), with a 2 s
+            region, from ``AWS_DEFAULT_REGION`` or the AWS config), with a 2 s
             connect timeout, a 3 s read timeout and two attempts in all.
         cache: An ``aws_secretsmanager_caching.SecretCache`` to answer the
             TTL refreshes of ``AWSCURRENT``. Forced refreshes and the other

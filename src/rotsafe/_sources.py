@@ -126,8 +126,9 @@ class BotoSource:
             raise SecretUnavailable(
                 secret_id,
                 stage,
-                "boto3 has no AWS region: set AWS_REGION, or pass a client "
-                "made for the secret's region",
+                "boto3 has no AWS region: set AWS_DEFAULT_REGION (boto3 "
+                "does not read AWS_REGION), or pass a client made for the "
+                "secret's region",
             ) from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
