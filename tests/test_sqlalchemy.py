@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 import pymysql
@@ -262,3 +263,36 @@ def test_attachment_repr_names_no_password(rotation):
 
     assert rotation.secret_id in repr(attachment)
     assert password not in repr(attachment)
+
+
+def test_a_secret_for_another_server_kind_is_refused_at_once(rotation):
+    """An engine of the other family fails fast, naming the 'engine' field."""
+    other = (
+        "postgresql+psycopg" if rotation.family == "mysql" else "mysql+pymysql"
+    )
+    server = rotation.server
+    engine = sqlalchemy.create_engine(
+        f"{other}://{server.host}:{server.port}/{server.database}",
+        poolclass=NullPool,
+        connect_args={"connect_timeout": 30},
+    )
+    rotsafe.attach(engine, rotation.secret())
+
+    started = time.monotonic()
+    with pytest.raises(rotsafe.SecretFormatError) as caught:
+        engine.connect()
+
+    assert caught.value.field == "engine"
+    assert "pass driver= to RotatingSecret" in str(caught.value)
+    # The driver was never asked to log in to a server it cannot speak to.
+    assert time.monotonic() - started < 10
+    assert rotation.calls == 1
+
+
+def test_a_secret_given_another_families_driver_cannot_attach(rotation):
+    """attach() refuses a secret set up for a driver of the other family."""
+    driver = "psycopg" if rotation.family == "mysql" else "pymysql"
+    engine = sqlalchemy.create_engine(rotation.url())
+
+    with pytest.raises(ValueError, match=f"set up for the {driver} driver"):
+        rotsafe.attach(engine, rotation.secret(driver=driver))

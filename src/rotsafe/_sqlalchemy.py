@@ -29,9 +29,9 @@ from rotsafe._connect import (
     fall_back,
 )
 from rotsafe._credentials import Credentials
-from rotsafe._drivers import Driver, driver_of_dialect
+from rotsafe._drivers import Driver, driver_named, driver_of_dialect
 from rotsafe._durations import Duration, to_seconds
-from rotsafe._errors import RotsafeError
+from rotsafe._errors import RotsafeError, SecretFormatError
 from rotsafe._secret import RotatingSecret, Rotation
 from rotsafe._waits import waiter
 
@@ -99,6 +99,15 @@ class Attachment:
         self.deadline = deadline
         self.retire_interval = retire_interval
         self.driver = _driver_of(engine.dialect)
+        if secret.driver is not None:
+            wanted = driver_named(secret.driver)
+            if wanted.family != self.driver.family:
+                msg = (
+                    f"the secret is set up for the {wanted.name} driver "
+                    f"({wanted.family}), but the engine uses "
+                    f"{self.driver.name} ({self.driver.family})"
+                )
+                raise ValueError(msg)
         self.io: Io = (
             InGreenlet()
             if engine.dialect.is_async
@@ -167,6 +176,17 @@ class Attachment:
         """Open the connection with the secret's login, through a rotation."""
 
         def attempt(credentials: Credentials) -> tuple[Any, Credentials]:
+            if credentials.family != self.driver.family:
+                # A login for another kind of server would only time out.
+                raise SecretFormatError(
+                    credentials.secret_id,
+                    "engine",
+                    f"'engine' is a {credentials.family} engine but the "
+                    f"SQLAlchemy engine's driver, {self.driver.name}, is for "
+                    f"{self.driver.family}; correct one or the other",
+                    stage=credentials.stage,
+                    version_id=credentials.version_id,
+                )
             # A copy per attempt: the engine's own arguments never see a
             # password.
             params = dict(cparams)
@@ -322,8 +342,11 @@ def attach(
         The :class:`Attachment`; its ``detach()`` removes the hooks.
 
     Raises:
-        ValueError: The policy is unknown, or rotsafe does not know the
-            engine's driver.
+        ValueError: The policy is unknown, rotsafe does not know the
+            engine's driver, or the secret was given a driver for another
+            kind of server. A secret whose ``engine`` field names another
+            kind of server is refused with :class:`SecretFormatError` when
+            a connection is made.
     """
     if policy not in _POLICIES:
         msg = f"unknown policy {policy!r}; choose from {_POLICIES}"
