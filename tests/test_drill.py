@@ -24,7 +24,8 @@ from click.testing import CliRunner, Result
 
 from rotsafe._drill import _rig, _run
 from rotsafe._drill._command import cli
-from rotsafe._drill._figures import recovery, slice_for
+from rotsafe._drill._figures import StepTime, recovery, slice_for
+from rotsafe._drill._render import _legend, _markers
 from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
 from rotsafe.testing._rotation import new_password
@@ -351,6 +352,39 @@ def test_admin_url_of_another_database_is_a_usage_error():
     assert "postgresql://" in result.output
 
 
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--window", "nan"], "finite"),
+        (["--window", "inf"], "finite"),
+        (["--duration", "nan"], "finite"),
+        (["--recycle", "nan"], "finite"),
+        (["--json", "/nonexistent/folder/out.json"], "does not exist"),
+        (["--plot", "/nonexistent/folder/out.png"], "does not exist"),
+        (["--secrets-endpoint", "not-a-url"], "https://"),
+    ],
+    ids=[
+        "window-nan",
+        "window-inf",
+        "duration-nan",
+        "recycle-nan",
+        "json-folder",
+        "plot-folder",
+        "endpoint",
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(
+    arguments: list[str], complaint: str
+):
+    """Each bad option exits 2 naming the problem, with nothing started."""
+    result = CliRunner().invoke(cli, ["drill", *arguments])
+
+    assert result.exit_code == 2, result.output
+    assert complaint in result.output
+    assert "starting" not in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """An empty folder every account can enter, to serve as TMPDIR.
@@ -364,8 +398,15 @@ def scratch() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_interrupt_removes_servers_and_folders(scratch: Path):
-    """Ctrl-C during the rotation leaves no server process or folder."""
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_interrupt_removes_servers_and_folders(
+    scratch: Path, number: signal.Signals, status: int
+):
+    """Ctrl-C or SIGTERM mid-rotation leaves no server process or folder."""
     command = [
         sys.executable,
         "-c",
@@ -393,13 +434,13 @@ def test_interrupt_removes_servers_and_folders(scratch: Path):
         assert "setSecret" in seen[-1], "".join(seen)
         assert processes_using(scratch)
 
-        process.send_signal(signal.SIGINT)
+        process.send_signal(number)
         rest = process.communicate(timeout=60)[1]
     finally:
         if process.poll() is None:
             process.kill()
 
-    assert process.returncode == 130, rest
+    assert process.returncode == status, rest
     assert "interrupted" in rest
     assert "Traceback" not in rest
     assert not processes_using(scratch)
@@ -462,3 +503,21 @@ def test_timeline_slices_fit_the_terminal():
     assert slice_for(4.0) == 0.1
     assert slice_for(15.0) == 0.25
     assert slice_for(60.0) == 1.0
+
+
+def test_the_legend_says_where_a_hidden_step_is():
+    """Steps sharing a column show one letter; the legend names the other."""
+    steps = [
+        StepTime("createSecret", 2.01),
+        StepTime("setSecret", 2.05),
+        StepTime("testSecret", 2.08),
+        StepTime("finishSecret", 2.12),
+    ]
+    marks = _markers(steps, columns=20, width=0.25)
+
+    assert marks.strip("·") == "F"
+    legend = _legend(steps, marks, width=0.25).splitlines()
+    assert legend[1].endswith(
+        "S = setSecret at 2.05 s (in the column marked F)"
+    )
+    assert legend[3].endswith("F = finishSecret at 2.12 s")

@@ -1,7 +1,8 @@
 """``rotsafe drill``: options, output and exit status of the live drill.
 
 Exit status: 0 when rotsafe's service saw no failed operation, 1 when it
-did, 2 when the drill could not set up, 130 when interrupted. The report
+did, 2 when the drill could not set up or write its output, 130 when
+interrupted with Ctrl-C and 143 when terminated (SIGTERM). The report
 goes to standard output; progress and setup messages to standard error.
 """
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import os
 import signal
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -32,9 +36,60 @@ from rotsafe._drill._services import BASELINES, POOLS
 from rotsafe.testing._rotation import STRATEGIES
 
 EXIT_SETUP = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 _DATABASES = {"postgres": "postgresql", "mysql": "mysql"}
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds within a range; NaN and infinity fail."""
+
+    name = "seconds"
+
+    def convert(
+        self,
+        value: Any,
+        param: click.Parameter | None,
+        ctx: click.Context | None,
+    ) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(
+                f"{value!r} is not a finite number of seconds", param, ctx
+            )
+        return seconds
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: cleaned up as for Ctrl-C, with its own exit status."""
+
+
+def _endpoint(
+    context: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """Accept an http or https URL with a host, as boto3 needs."""
+    if value is None:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = f"{value!r} is not an http:// or https:// URL with a host"
+        raise click.BadParameter(msg)
+    return value
+
+
+def _writable(
+    context: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    """Refuse an output path that cannot be written, before the drill runs."""
+    if value is None:
+        return None
+    folder = value.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write in the folder {str(folder)!r}")
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +124,7 @@ def cli() -> None:
 )
 @click.option(
     "--window",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     default=5.0,
     show_default=True,
     metavar="SECONDS",
@@ -85,7 +140,7 @@ def cli() -> None:
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=12.0,
     show_default=True,
     metavar="SECONDS",
@@ -102,7 +157,7 @@ def cli() -> None:
 )
 @click.option(
     "--recycle",
-    type=click.FloatRange(min=0.1),
+    type=Seconds(min=0.1),
     default=1.0,
     show_default=True,
     metavar="SECONDS",
@@ -119,6 +174,7 @@ def cli() -> None:
 @click.option(
     "--secrets-endpoint",
     metavar="URL",
+    callback=_endpoint,
     help="A Secrets Manager endpoint to use instead of a local moto server; "
     "AWS credentials come from the usual places.",
 )
@@ -132,6 +188,7 @@ def cli() -> None:
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=_writable,
     metavar="PATH",
     help="Also write the figures as JSON to PATH.",
 )
@@ -139,6 +196,7 @@ def cli() -> None:
     "--plot",
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=_writable,
     metavar="PATH.png",
     help="Also draw the timeline to PATH.png (needs rotsafe[plot]).",
 )
@@ -173,7 +231,7 @@ def drill(
     using rotsafe run the same queries against one database and secret
     while the secret is rotated. The figures of both are shown side by
     side. Exit status 0 when the rotsafe service saw no failed operation,
-    1 when it did, 2 when the drill could not set up.
+    1 when it did, 2 when the drill could not set up or write its output.
     """
     err = Console(stderr=True)
     out = Console()
@@ -216,9 +274,10 @@ def drill(
             soft_wrap=True,
         )
         context.exit(EXIT_SETUP)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err.print("rotsafe drill: interrupted; what it made has been removed")
-        context.exit(EXIT_INTERRUPTED)
+        terminated = isinstance(exc, Terminated)
+        context.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     context.exit(status)
 
 
@@ -250,13 +309,21 @@ def _drill(
             figures = run(rig, options, progress, on_step=_printer(err))
 
     out.print(report(figures))
-    if json_path is not None:
-        document = {"rotsafe_version": _version(), **figures.to_json()}
-        json_path.write_text(json.dumps(document, indent=2) + "\n")
-        err.print(f"[dim]figures written to {escape(str(json_path))}[/]")
-    if plot_path is not None:
-        plot(figures, plot_path)
-        err.print(f"[dim]timeline drawn to {escape(str(plot_path))}[/]")
+    try:
+        if json_path is not None:
+            document = {"rotsafe_version": _version(), **figures.to_json()}
+            json_path.write_text(json.dumps(document, indent=2) + "\n")
+            err.print(f"[dim]figures written to {escape(str(json_path))}[/]")
+        if plot_path is not None:
+            plot(figures, plot_path)
+            err.print(f"[dim]timeline drawn to {escape(str(plot_path))}[/]")
+    except OSError as exc:
+        err.print(
+            f"[bold red]rotsafe drill: cannot write the output:[/] "
+            f"{escape(str(exc))}",
+            soft_wrap=True,
+        )
+        return EXIT_SETUP
     return figures.exit_status
 
 
@@ -329,7 +396,7 @@ def _interruptible() -> Iterator[None]:
     """Treat SIGTERM as Ctrl-C, so everything is cleaned up either way."""
 
     def interrupt(number: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     try:
         saved = signal.signal(signal.SIGTERM, interrupt)

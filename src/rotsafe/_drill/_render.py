@@ -187,7 +187,8 @@ def timeline(figures: DrillFigures) -> Text:
     )
     text.append(_label("seconds") + _axis(columns, width) + "\n", style="dim")
     text.append(_label("rotation"))
-    text.append(_markers(figures.steps, columns, width) + "\n", style="bold")
+    marks = _markers(figures.steps, columns, width)
+    text.append(marks + "\n", style="bold")
     for service in figures.services:
         succeeded = [
             done - failed
@@ -212,7 +213,7 @@ def timeline(figures: DrillFigures) -> Text:
         )
         text.append(_label("  failed share"))
         text.append(_bars(shares, "·") + "\n", style="red")
-    text.append(_legend(figures.steps), style="dim")
+    text.append(_legend(figures.steps, marks, width), style="dim")
     return text
 
 
@@ -329,9 +330,14 @@ def _markers(steps: list[StepTime], columns: int, width: float) -> str:
     return "".join(marks)
 
 
-def _legend(steps: list[StepTime]) -> str:
-    return "\n".join(
-        f"{_label('')}{_STEPS.get(step.name, ('?', ''))[0]} = {step.name} "
-        f"at {step.at_seconds:.2f} s"
-        for step in steps
-    )
+def _legend(steps: list[StepTime], marks: str, width: float) -> str:
+    """Name each step's letter; say where one is hidden under another."""
+    lines = []
+    for step in steps:
+        letter = _STEPS.get(step.name, ("?", ""))[0]
+        line = f"{_label('')}{letter} = {step.name} at {step.at_seconds:.2f} s"
+        shown = marks[min(len(marks) - 1, int(step.at_seconds / width))]
+        if shown != letter:
+            line += f" (in the column marked {shown})"
+        lines.append(line)
+    return "\n".join(lines)
