@@ -86,7 +86,8 @@ class Load:
     itself after ten minutes.
 
     Args:
-        operation: What each thread runs; an exception counts as a failure.
+        operation: What each thread runs; an exception counts as a failure
+            and a returned value is ignored, so raise on a bad response.
         threads: How many threads run it.
         pause: Seconds each thread waits between two operations.
         clock: Stamps the operations.
