@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import pickle
 import subprocess
 import sys
 import types
@@ -54,3 +55,41 @@ def test_importing_needs_no_driver_and_no_moto():
         check=False,
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        rotsafe.SecretFormatError(
+            "prod/app/db",
+            "port",
+            "'port' is not a TCP port number",
+            stage="AWSPENDING",
+            version_id="v2",
+        ),
+        rotsafe.SecretFormatError(
+            "prod/app/db",
+            "engine",
+            "'engine' is a mysql engine",
+            remedy="Attach the secret to a mysql engine",
+        ),
+        rotsafe.SecretUnavailable("prod/app/db", "AWSCURRENT", "throttled"),
+        rotsafe.CredentialsRejected(
+            "prod/app/db",
+            [("AWSCURRENT", "v1"), ("AWSPENDING", None)],
+            30.0,
+            secrets_manager_error="AWSPREVIOUS: access denied",
+        ),
+        rotsafe.ConnectionSetupError(
+            "prod/app/db", rotsafe.ErrorKind.HOST_BLOCKED, "check pg_hba.conf"
+        ),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_errors_cross_process_boundaries_whole(error: rotsafe.RotsafeError):
+    """A pickled error (a worker process's, say) keeps message and fields."""
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)

@@ -178,7 +178,7 @@ def test_the_remedy_fits_the_field(fields, remedy):
     if remedy is None:
         assert "RotatingSecret" not in message
     else:
-        assert remedy in message
+        assert message.count(remedy) == 1
 
 
 @pytest.mark.parametrize("password", ["   ", " pw-v1\t", "\u00e9t\u00e9 "])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -283,7 +284,7 @@ def test_a_secret_for_another_server_kind_is_refused_at_once(rotation):
         engine.connect()
 
     assert caught.value.field == "engine"
-    assert "pass driver= to RotatingSecret" in str(caught.value)
+    assert "Attach the secret to a" in str(caught.value)
     # The driver was never asked to log in to a server it cannot speak to.
     assert time.monotonic() - started < 10
     assert rotation.calls == 1
@@ -296,3 +297,24 @@ def test_a_secret_given_another_families_driver_cannot_attach(rotation):
 
     with pytest.raises(ValueError, match=f"set up for the {driver} driver"):
         rotsafe.attach(engine, rotation.secret(driver=driver))
+
+
+def test_a_login_only_secret_takes_the_rest_from_the_url(rotation):
+    """An RDS-managed secret (a login and nothing else) works with attach."""
+    client = rotation.rotator.client
+    full = json.loads(
+        client.get_secret_value(SecretId=rotation.secret_id)["SecretString"]
+    )
+    login = {key: full[key] for key in ("username", "password")}
+    client.put_secret_value(
+        SecretId=rotation.secret_id, SecretString=json.dumps(login)
+    )
+    engine = sqlalchemy.create_engine(rotation.url(), pool_size=4)
+    rotsafe.attach(engine, rotation.secret())
+
+    result = run_through(rotation, engine)
+
+    assert_unnoticed(result, rotation.calls)
+    stored = client.get_secret_value(SecretId=rotation.secret_id)
+    assert set(json.loads(stored["SecretString"])) == {"username", "password"}
+    engine.dispose()

@@ -114,6 +114,7 @@ def parse_secret(
     *,
     stage: str,
     version_id: str | None,
+    fallback: Target = Target(),
 ) -> Credentials:
     """Build credentials from a secret's value and the caller's target.
 
@@ -124,6 +125,8 @@ def parse_secret(
         target: What the caller passed to fill in or override fields.
         stage: The staging label the value was read under.
         version_id: The version the value belongs to, when known.
+        fallback: Fields to use only where neither ``target`` nor the
+            secret has one: what an engine's URL says, under ``attach``.
 
     Raises:
         SecretFormatError: The value is not a JSON object, or a field is
@@ -159,14 +162,16 @@ def parse_secret(
     if password is None:
         raise fail("password", "'password' is missing")
 
-    family = _family(text("engine"), target.family, fail)
+    family = _family(
+        text("engine"), target.family, fail, assumed=fallback.family
+    )
 
-    host = target.host or text("host")
+    host = target.host or text("host") or fallback.host
     if host is None:
         raise fail(
             "host",
             "'host' is missing (RDS-managed secrets hold only a username and "
-            "password: pass host= to RotatingSecret)",
+            "password)",
         )
 
     if target.port is not None:
@@ -174,14 +179,16 @@ def parse_secret(
     elif "port" in fields:
         port = _port(fields["port"], fail)
     else:
-        port = DEFAULT_PORT[family]
+        port = fallback.port or DEFAULT_PORT[family]
 
     return Credentials(
         username=username,
         password=password,
         host=host.strip(),
         port=port,
-        database=target.database or text("dbname", "database"),
+        database=(
+            target.database or text("dbname", "database") or fallback.database
+        ),
         family=family,
         secret_id=secret_id,
         stage=stage,
@@ -220,15 +227,26 @@ def _decode(value: str | bytes, fail: _Fail) -> dict[str, Any]:
     return decoded
 
 
-def _family(engine: str | None, wanted: Family | None, fail: _Fail) -> Family:
+def _family(
+    engine: str | None,
+    wanted: Family | None,
+    fail: _Fail,
+    *,
+    assumed: Family | None = None,
+) -> Family:
+    """The secret's engine family, checked against the driver's.
+
+    ``wanted`` is the family of the driver given to RotatingSecret;
+    ``assumed`` serves only when neither the secret nor ``wanted`` says.
+    """
     if engine is None:
-        if wanted is None:
+        family = wanted or assumed
+        if family is None:
             raise fail(
                 "engine",
-                "'engine' is missing and no driver was given: pass driver= "
-                "to RotatingSecret",
+                "'engine' is missing and no driver was given",
             )
-        return wanted
+        return family
 
     family = family_of_engine(engine)
     if family is None:
@@ -242,7 +260,7 @@ def _family(engine: str | None, wanted: Family | None, fail: _Fail) -> Family:
         raise fail(
             "engine",
             f"'engine' is a {family} engine but the driver given to "
-            f"RotatingSecret is for {wanted}; correct one or the other",
+            f"RotatingSecret is for {wanted}",
         )
     return family
 

@@ -45,6 +45,8 @@ class SecretFormatError(RotsafeError, ValueError):
         field: The JSON field (or response member) that is missing or wrong.
         stage: The staging label the value was read under, when known.
         version_id: The version that holds the value, when known.
+        remedy: What to do about it, ending the message. By default: fix
+            the value, or pass the field to RotatingSecret if it takes one.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class SecretFormatError(RotsafeError, ValueError):
         *,
         stage: str | None = None,
         version_id: str | None = None,
+        remedy: str | None = None,
     ) -> None:
         self.secret_id = secret_id
         self.field = field
@@ -66,10 +69,12 @@ class SecretFormatError(RotsafeError, ValueError):
             for part in (stage, version_id and f"version {version_id}")
             if part
         )
-        remedy = "Fix the secret's value in Secrets Manager"
-        argument = _ARGUMENT_FOR_FIELD.get(field)
-        if argument is not None:
-            remedy += f", or pass {argument}= to RotatingSecret"
+        if remedy is None:
+            remedy = "Fix the secret's value in Secrets Manager"
+            argument = _ARGUMENT_FOR_FIELD.get(field)
+            if argument is not None:
+                remedy += f", or pass {argument}= to RotatingSecret"
+        self.remedy = remedy
         super().__init__(
             f"secret {secret_id!r}{f' ({where})' if where else ''}: "
             f"{problem}. {remedy}."
@@ -81,7 +86,11 @@ class SecretFormatError(RotsafeError, ValueError):
             (
                 type(self),
                 (self.secret_id, self.field, self.problem),
-                {"stage": self.stage, "version_id": self.version_id},
+                {
+                    "stage": self.stage,
+                    "version_id": self.version_id,
+                    "remedy": self.remedy,
+                },
             ),
         )
 

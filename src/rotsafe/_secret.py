@@ -216,6 +216,8 @@ class RotatingSecret:
             database=_text_or_none(database, "database"),
             family=driver_named(driver).family if driver else None,
         )
+        # What an attached engine's URL says, for fields nothing else gives.
+        self._fallback = Target()
         self.clock = clock
         self.sleep = sleep
         # Only the real clock has a timer thread to expire values on it.
@@ -706,6 +708,7 @@ class RotatingSecret:
                 self._target,
                 stage=stage,
                 version_id=version.version_id,
+                fallback=self._fallback,
             )
             with self._parse_lock:
                 while len(self._parsed) >= _PARSED_VERSIONS:
@@ -714,6 +717,21 @@ class RotatingSecret:
         if parsed.stage != stage:
             parsed = dataclasses.replace(parsed, stage=stage)
         return parsed
+
+    def _assume(self, fallback: Target) -> None:
+        """Use ``fallback``'s fields where neither argument nor secret has one.
+
+        ``attach`` calls this with the engine's URL, so that a secret holding
+        only a login (as RDS-managed ones do) needs nothing more. Fields an
+        earlier engine supplied are kept.
+        """
+        current = self._fallback
+        self._fallback = Target(
+            host=current.host or fallback.host,
+            port=current.port or fallback.port,
+            database=current.database or fallback.database,
+            family=current.family or fallback.family,
+        )
 
     def _stage_state(self, stage: str) -> _Stage:
         state = self._stages.get(stage)

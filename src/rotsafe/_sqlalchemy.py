@@ -28,7 +28,7 @@ from rotsafe._connect import (
     Io,
     fall_back,
 )
-from rotsafe._credentials import Credentials
+from rotsafe._credentials import Credentials, Target
 from rotsafe._drivers import Driver, driver_named, driver_of_dialect
 from rotsafe._durations import Duration, to_seconds
 from rotsafe._errors import RotsafeError, SecretFormatError
@@ -108,6 +108,15 @@ class Attachment:
                     f"{self.driver.name} ({self.driver.family})"
                 )
                 raise ValueError(msg)
+        url = engine.url
+        secret._assume(
+            Target(
+                host=url.host or None,
+                port=url.port,
+                database=url.database or None,
+                family=self.driver.family,
+            )
+        )
         self.io: Io = (
             InGreenlet()
             if engine.dialect.is_async
@@ -183,9 +192,13 @@ class Attachment:
                     "engine",
                     f"'engine' is a {credentials.family} engine but the "
                     f"SQLAlchemy engine's driver, {self.driver.name}, is for "
-                    f"{self.driver.family}; correct one or the other",
+                    f"{self.driver.family}",
                     stage=credentials.stage,
                     version_id=credentials.version_id,
+                    remedy=(
+                        f"Attach the secret to a {credentials.family} engine, "
+                        f"or fix its 'engine' field in Secrets Manager"
+                    ),
                 )
             # A copy per attempt: the engine's own arguments never see a
             # password.
