@@ -242,9 +242,9 @@ def notes(figures: DrillFigures) -> Text:
     ]
     if figures.strategy == "alternating-users":
         lines.append(
-            "alternating-users changes the password of the user not in use: "
-            "a service that keeps the old login works until the next "
-            "rotation changes that user's password."
+            "alternating-users changes the password of the user not in use, "
+            "so the drill rotates twice: the second rotation changes the "
+            "password of the user a service that kept its first login uses."
         )
     return Text("\n".join(lines), style="dim")
 

@@ -30,7 +30,8 @@ logger = logging.getLogger("rotsafe.drill")
 TABLE = "rotsafe_drill"
 ROWS = 100
 
-# The step of each strategy after which the database wants a new password.
+# The step of each strategy after which the database wants a new password
+# (its last, when the drill rotates twice).
 CHANGE_STEP = {
     "single-user": "setSecret",
     "alternating-users": "setSecret",
@@ -40,6 +41,9 @@ CHANGE_STEP = {
 
 _ENGINE_NAME = {"mysql": "mysql", "postgresql": "postgres"}
 _DIALECT = {"mysql": "mysql+pymysql", "postgresql": "postgresql+psycopg"}
+# Between the two rotations of alternating-users.
+_BETWEEN_ROTATIONS = 1.0
+
 # Memory-backed, so MariaDB skips its disk syncs and starts sooner; the
 # server makes a private folder inside it.
 _SHARED_MEMORY = Path("/dev/shm")  # noqa: S108
@@ -160,6 +164,9 @@ class Rig:
         """Rotate the secret with rotsafe's rotation driver.
 
         Blocks for the whole rotation, ``window`` seconds and a little.
+        ``alternating-users`` rotates twice, a second apart: the first
+        rotation changes the password of the user not in use, and only the
+        second changes the one a service that kept its first login uses.
         """
         rotator = Rotator(
             self._admin_client, self.secret_id, self.server, on_step=on_step
@@ -171,7 +178,11 @@ class Rig:
         if strategy == "single-user":
             return rotator.single_user(window=window, password=password)
         if strategy == "alternating-users":
-            return rotator.alternating_users(window=window, password=password)
+            rotator.alternating_users(window=window, password=password)
+            time.sleep(_BETWEEN_ROTATIONS)
+            return rotator.alternating_users(
+                window=window, password=self._password()
+            )
         return rotator.out_of_band(window=window, password=password)
 
     def _password(self) -> str:

@@ -107,7 +107,7 @@ def run(
     progress: Progress | None = None,
     on_step: Callable[[StepTime], object] | None = None,
 ) -> DrillFigures:
-    """Run both services through one rotation and return their figures.
+    """Run both services through a rotation and return their figures.
 
     Blocks for the duration (longer if the rotation needs it). Interrupted,
     it stops the load, closes the engines and re-raises.
@@ -140,13 +140,13 @@ def run(
 
     duration = ended - started
     width = slice_for(duration)
-    change_at = next(
+    change_at = max(
         (
             s.at_seconds
             for s in steps
             if s.name == CHANGE_STEP[options.strategy]
         ),
-        None,
+        default=None,
     )
     figures = [
         service_figures(
