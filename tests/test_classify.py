@@ -13,6 +13,7 @@ import psycopg2
 import pymysql
 import pytest
 import sqlalchemy.exc
+from botocore.exceptions import EndpointConnectionError
 
 import rotsafe
 from rotsafe import ErrorKind
@@ -375,3 +376,20 @@ def test_rotsafe_errors_keep_their_meaning():
     setup = rotsafe.ConnectionSetupError("s", ErrorKind.HOST_BLOCKED, "x")
     assert rotsafe.classify(rejected) is ErrorKind.AUTH
     assert rotsafe.classify(setup) is ErrorKind.HOST_BLOCKED
+
+
+def test_errors_about_the_secret_are_not_read_as_a_databases():
+    """Secret errors are OTHER, whatever their own or chained text says."""
+    unreadable = rotsafe.SecretUnavailable(
+        "s", "AWSCURRENT", "Could not connect to the endpoint URL"
+    )
+    unreadable.__cause__ = EndpointConnectionError(
+        endpoint_url="https://secretsmanager.example"
+    )
+    malformed = rotsafe.SecretFormatError(
+        "s", "engine", "'engine' says password authentication failed"
+    )
+    for error in (unreadable, malformed):
+        wrapped = sqlalchemy.exc.OperationalError("connect", {}, error)
+        assert rotsafe.classify(error) is ErrorKind.OTHER
+        assert rotsafe.classify(wrapped) is ErrorKind.OTHER

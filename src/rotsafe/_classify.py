@@ -13,7 +13,12 @@ import re
 import ssl
 from collections.abc import Iterator
 
-from rotsafe._errors import ConnectionSetupError, CredentialsRejected
+from rotsafe._errors import (
+    ConnectionSetupError,
+    CredentialsRejected,
+    SecretFormatError,
+    SecretUnavailable,
+)
 
 # Exceptions are followed through SQLAlchemy's ``.orig`` and Python's
 # ``__cause__`` and ``__context__`` this many levels deep.
@@ -208,6 +213,11 @@ def _kind_of(exc: BaseException) -> ErrorKind | None:
         return ErrorKind.AUTH
     if isinstance(exc, ConnectionSetupError):
         return exc.kind
+    if isinstance(exc, (SecretFormatError, SecretUnavailable)):
+        # Rotsafe's verdict on the secret, not the database's on a login;
+        # what it chains is Secrets Manager's, whose words are not a
+        # database's either.
+        return ErrorKind.OTHER
 
     errno = _mysql_errno(exc)
     if errno is not None:

@@ -324,10 +324,15 @@ def _markers(steps: list[StepTime], columns: int, width: float) -> str:
     marks = ["·"] * columns
     for step in steps:
         letter = _STEPS.get(step.name, ("?", ""))[0]
-        column = min(columns - 1, int(step.at_seconds / width))
+        column = _column(step, columns, width)
         if marks[column] == "·" or letter.isupper():
             marks[column] = letter
     return "".join(marks)
+
+
+def _column(step: StepTime, columns: int, width: float) -> int:
+    """The timeline column a step falls in; the last holds any later."""
+    return min(columns - 1, int(step.at_seconds / width))
 
 
 def _legend(steps: list[StepTime], marks: str, width: float) -> str:
@@ -336,7 +341,7 @@ def _legend(steps: list[StepTime], marks: str, width: float) -> str:
     for step in steps:
         letter = _STEPS.get(step.name, ("?", ""))[0]
         line = f"{_label('')}{letter} = {step.name} at {step.at_seconds:.2f} s"
-        shown = marks[min(len(marks) - 1, int(step.at_seconds / width))]
+        shown = marks[_column(step, len(marks), width)]
         if shown != letter:
             line += f" (in the column marked {shown})"
         lines.append(line)
