@@ -378,6 +378,49 @@ def test_rotsafe_errors_keep_their_meaning():
     assert rotsafe.classify(setup) is ErrorKind.HOST_BLOCKED
 
 
+LOGIN_WORDS = (
+    'password authentication failed for user "app_user" '
+    "(using password: YES), password expired"
+)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(
+            pymysql.err.IntegrityError(
+                1062, f"Duplicate entry '{LOGIN_WORDS}' for key 'note'"
+            ),
+            id="mysql 1062 quoting a row",
+        ),
+        pytest.param(
+            psycopg.errors.UniqueViolation(
+                'duplicate key value violates unique constraint "note"\n'
+                f"DETAIL:  Key (body)=({LOGIN_WORDS}) already exists."
+            ),
+            id="postgres 23505 quoting a row",
+        ),
+        pytest.param(
+            psycopg.errors.RaiseException(LOGIN_WORDS),
+            id="postgres P0001 from a function",
+        ),
+        pytest.param(AppError(LOGIN_WORDS), id="an application's own"),
+    ],
+)
+def test_words_in_data_or_an_application_error_are_not_a_refusal(error):
+    """An error with a code is judged by it, not by the data it quotes."""
+    assert rotsafe.classify(error) is ErrorKind.OTHER
+    assert rotsafe.classify(wrapped(error)) is ErrorKind.OTHER
+    assert rotsafe.classify(raised_from(wrapped(error))) is ErrorKind.OTHER
+
+
+def test_an_application_error_is_looked_through_to_its_cause():
+    """An application's error says nothing itself; what it chains decides."""
+    error = AppError("no password supplied")
+    error.__cause__ = MYSQL_AUTH
+    assert rotsafe.classify(error) is ErrorKind.AUTH
+
+
 def test_errors_about_the_secret_are_not_read_as_a_databases():
     """Secret errors are OTHER, whatever their own or chained text says."""
     unreadable = rotsafe.SecretUnavailable(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy
@@ -168,6 +168,78 @@ def test_a_refused_login_is_auth_raw_and_wrapped(
     assert rotsafe.classify(raw.value) is rotsafe.ErrorKind.AUTH, raw.value
     assert rotsafe.classify(wrapped.value) is rotsafe.ErrorKind.AUTH
     assert wrong.password not in str(wrapped.value)
+
+
+LOGIN_WORDS = (
+    "password authentication failed for user (using password: YES), "
+    "password expired"
+)
+
+
+def test_a_query_error_quoting_login_words_is_not_a_refusal(
+    harness: RotationHarness, driver: str
+):
+    """A duplicate key that reads like a refused login is still OTHER."""
+    secret = harness.secret(driver=driver)
+    table = f"notes_{harness.username}"
+    insert = f"INSERT INTO {table} VALUES ('{LOGIN_WORDS}')"  # noqa: S608
+    statements = [
+        f"CREATE TABLE {table} (body VARCHAR(200) UNIQUE)",
+        insert,
+        insert,
+    ]
+    if FAMILY[driver] == "postgresql":
+        # A function's own exception, with words of the application's.
+        statements.append(
+            f"DO $$ BEGIN RAISE EXCEPTION '{LOGIN_WORDS}'; END $$"
+        )
+
+    def refused(run: Callable[[str], object]) -> list[BaseException]:
+        errors = []
+        for statement in statements:
+            try:
+                run(statement)
+            except sqlalchemy.exc.DBAPIError as exc:
+                errors.append(exc)
+        return errors
+
+    if driver in SYNC:
+        engine = sqlalchemy.create_engine(harness.url(driver))
+        rotsafe.attach(engine, secret)
+
+        def run(statement: str) -> None:
+            with engine.begin() as connection:
+                connection.execute(text(statement))
+
+        errors = refused(run)
+        engine.dispose()
+    else:
+        async_engine = create_async_engine(harness.url(driver))
+        rotsafe.attach(async_engine, secret)
+
+        async def run_async(statement: str) -> None:
+            async with async_engine.begin() as connection:
+                await connection.execute(text(statement))
+
+        async def scenario() -> list[BaseException]:
+            loop = asyncio.get_running_loop()
+
+            def run(statement: str) -> None:
+                asyncio.run_coroutine_threadsafe(
+                    run_async(statement), loop
+                ).result(timeout=30)
+
+            found = await asyncio.to_thread(refused, run)
+            await async_engine.dispose()
+            return found
+
+        errors = asyncio.run(scenario())
+
+    assert len(errors) == len(statements) - 2, errors
+    for error in errors:
+        assert LOGIN_WORDS in str(error)
+        assert rotsafe.classify(error) is rotsafe.ErrorKind.OTHER, error
+        assert rotsafe.classify(error.orig) is rotsafe.ErrorKind.OTHER
 
 
 def test_non_ascii_passwords_log_in(harness: RotationHarness, driver: str):

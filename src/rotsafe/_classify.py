@@ -3,7 +3,9 @@
 Only ``AUTH`` is answered with a refresh and the other stages. The drivers
 are recognised by their error numbers and SQLSTATEs where they give one, and
 by their message text where they do not (libpq reports connect-time errors
-with no SQLSTATE).
+with no SQLSTATE). Text is read only where no code decides, and only from
+drivers and the operating system: a query's error can quote row data, and an
+application's own error can say anything.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _MAX_DEPTH = 8
 _MYSQL_MODULES = frozenset(
     {"pymysql", "MySQLdb", "mysql", "aiomysql", "asyncmy", "mariadb"}
 )
+
+# The drivers whose message text says what a refusal was.
+_DRIVER_MODULES = _MYSQL_MODULES | {"psycopg", "psycopg2", "pg8000", "asyncpg"}
 
 
 class ErrorKind(enum.Enum):
@@ -219,36 +224,56 @@ def _kind_of(exc: BaseException) -> ErrorKind | None:
         # database's either.
         return ErrorKind.OTHER
 
+    kind = _kind_by_code(exc)
+    if kind is not None:
+        return kind
+
+    if isinstance(exc, OSError):
+        kind = _by_text(exc)
+        if kind is None and isinstance(exc, ssl.SSLError):
+            kind = ErrorKind.CONFIG
+        if kind is None and isinstance(exc, (ConnectionError, TimeoutError)):
+            kind = ErrorKind.NETWORK
+        return kind
+
+    if _module_of(exc) in _DRIVER_MODULES:
+        return _by_text(exc)
+    return None
+
+
+def _kind_by_code(exc: BaseException) -> ErrorKind | None:
+    """Judge by a MySQL error number or a SQLSTATE, if the error has one.
+
+    A code decides alone, but for the two that cover several causes.
+    """
     errno = _mysql_errno(exc)
     if errno is not None:
-        kind = _MYSQL_ERRNO.get(errno)
+        kind = _MYSQL_ERRNO.get(errno, ErrorKind.OTHER)
         if kind is ErrorKind.AUTH and _matches(
             exc, ErrorKind.MISSING_CREDENTIALS
         ):
             return ErrorKind.MISSING_CREDENTIALS
-        return kind or _by_text(exc) or ErrorKind.OTHER
+        return kind
 
     sqlstate = _sqlstate(exc)
-    if sqlstate is not None:
-        kind = _SQLSTATE.get(sqlstate)
-        if kind is None and sqlstate.startswith("08"):
-            kind = ErrorKind.NETWORK
-        if sqlstate == "28000":
-            kind = _by_text(exc) or ErrorKind.AUTH
-        return kind or _by_text(exc) or ErrorKind.OTHER
-
-    kind = _by_text(exc)
-    if kind is not None:
-        return kind
-    if isinstance(exc, ssl.SSLError):
-        return ErrorKind.CONFIG
-    if isinstance(exc, (ConnectionError, TimeoutError)):
+    if sqlstate is None:
+        return None
+    if sqlstate.startswith("28"):
+        # Class 28 holds refused passwords, pg_hba and TLS refusals alike;
+        # the authentication phase quotes no data.
+        return _by_text(exc) or _SQLSTATE.get(sqlstate, ErrorKind.AUTH)
+    if sqlstate.startswith("08"):
         return ErrorKind.NETWORK
-    return None
+    return _SQLSTATE.get(sqlstate, ErrorKind.OTHER)
+
+
+def _module_of(exc: BaseException) -> str:
+    """The top-level package that defines the error's class."""
+    return type(exc).__module__.split(".", 1)[0]
 
 
 def _mysql_errno(exc: BaseException) -> int | None:
-    if type(exc).__module__.split(".", 1)[0] not in _MYSQL_MODULES:
+    if _module_of(exc) not in _MYSQL_MODULES:
         return None
     errno = getattr(exc, "errno", None)
     if isinstance(errno, int) and errno > 0:
