@@ -92,6 +92,53 @@ def test_emergency_rollback_loses_no_operation(rotation):
     assert result.failed == 0, describe(result)
 
 
+def test_two_rotations_back_to_back_lose_no_operation(rotation):
+    """A rotation right after another is found as fast as the first."""
+    connect = rotsafe.creator(rotation.secret())
+
+    with rotation.load(lambda: select_one(connect)) as load:
+        load.wait_for(40)
+        rotation.rotate("single-user", window=0.3)
+        rotation.rotate("single-user", window=2)
+        load.wait_for(load.result.count + 40)
+
+    assert_unnoticed(load.result, rotation.calls)
+
+
+def test_a_rollback_right_after_a_rotation_loses_no_operation(rotation):
+    """Rolled back straight after a rotation: no failure, no long wait."""
+    connect = rotsafe.creator(rotation.secret())
+    select_one(connect)
+
+    with rotation.load(lambda: select_one(connect)) as load:
+        load.wait_for(40)
+        rotation.rotate("single-user", window=0)
+        rotation.rotate("rollback", window=2)
+        load.wait_for(load.result.count + 40)
+
+    assert_unnoticed(load.result, rotation.calls)
+
+
+def test_a_password_changed_by_hand_and_back_loses_no_operation(rotation):
+    """Threads refused a login that then works again all carry on with it."""
+    secret = rotation.secret()
+    connect = rotsafe.creator(secret, deadline=30)
+    select_one(connect)
+    password = secret.credentials().password
+
+    with rotation.load(lambda: select_one(connect)) as load:
+        load.wait_for(40)
+        rotation.server.set_password(rotation.username, SENTINEL)
+        threading.Event().wait(2.0)
+        rotation.server.set_password(rotation.username, password)
+        settled = load.result.count
+        load.wait_for(settled + 40)
+
+    assert load.result.failed == 0, describe(load.result)
+    # Held for the two seconds, and one backoff wait more at most.
+    assert load.result.slowest < 10
+
+
 def test_a_password_no_stage_holds_is_rejected_in_time(rotation):
     """No stage holds the password: CredentialsRejected, few API calls."""
     clock = ManualClock()

@@ -7,6 +7,7 @@ fake database accepts one password, so every login attempt can be counted.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import pymysql
@@ -193,6 +194,149 @@ def test_a_stuck_crowd_does_not_storm_the_database(source):
     assert len(database.attempts) <= 8 + 12
 
 
+def test_a_refusal_long_past_does_not_hide_a_rollback(secret, source, clock):
+    """An hour after a login was refused, its refusal says nothing new."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    database.password = "pw-v2"
+    clock.advance(400)
+
+    def finish_out_of_band(seconds: float) -> None:
+        clock.advance(seconds)
+        if not finished:
+            finished.append(source.put({**SECRET, "password": "pw-v2"}))
+
+    finished: list[str] = []
+
+    assert rotsafe.connect_with(
+        secret, database.connect, sleep=finish_out_of_band
+    )
+    assert database.attempts[-1] == "pw-v2"
+
+    clock.advance(3600)
+    source.move("AWSCURRENT", source.version_of("AWSPREVIOUS"))
+    clock.advance(400)
+    attempts = len(database.attempts)
+    rounds = Waits(clock)
+
+    assert rotsafe.connect_with(secret, database.connect, sleep=rounds.sleep)
+    assert database.attempts[attempts:] == ["pw-v1", "pw-v2"]
+    assert rounds.waited == [], (
+        "AWSPREVIOUS was read again, in the first round"
+    )
+
+
+def test_a_brief_refusal_does_not_hide_the_next_rotation(
+    secret, source, clock
+):
+    """A login refused for a moment, then working, is looked after afresh."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    database.password = "pw-blip"
+
+    def blip_ends(seconds: float) -> None:
+        clock.advance(seconds)
+        database.password = "pw-v1"
+
+    assert rotsafe.connect_with(secret, database.connect, sleep=blip_ends)
+    clock.advance(5)
+    start_rotation(source, database)
+    clock.advance(1)
+    attempts = len(database.attempts)
+    rounds = Waits(clock)
+
+    assert rotsafe.connect_with(secret, database.connect, sleep=rounds.sleep)
+    assert database.attempts[attempts:] == ["pw-v1", "pw-v2"]
+    assert rounds.waited == [], "AWSPENDING was read again, in the first round"
+
+
+def test_a_second_rotation_right_after_the_first_is_found(
+    secret, source, clock
+):
+    """A stage read in the last rotation is read again in the next one."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    second = {**SECRET, "password": "pw-v3"}
+
+    start_rotation(source, database)
+    assert rotsafe.connect_with(secret, database.connect)
+    source.move("AWSCURRENT", source.version_of("AWSPENDING"))
+    source.remove("AWSPENDING")
+    clock.advance(0.5)
+    source.put(second, stages=["AWSPENDING"])
+    database.password = "pw-v3"
+    attempts = len(database.attempts)
+    rounds = Waits(clock)
+
+    assert rotsafe.connect_with(secret, database.connect, sleep=rounds.sleep)
+    assert database.attempts[-1] == "pw-v3"
+    assert rounds.waited == [], "found in the first round, with no wait"
+    assert len(database.attempts) - attempts <= 3
+
+
+def test_a_slow_secrets_manager_cannot_hold_a_caller_past_the_deadline(
+    source, clock
+):
+    """Past the deadline no stage is read, however slow each read is."""
+
+    class Slow:
+        def get(self, secret_id: str, stage: str) -> rotsafe.SecretVersion:
+            clock.advance(1.5)
+            return source.get(secret_id, stage)
+
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db",
+        source=Slow(),
+        clock=clock,
+        sleep=clock.sleep,
+        refresh_in_background=False,
+        min_refresh_interval=0,
+    )
+    database = FakeDatabase("pw-unknown")
+    secret.credentials()
+    started = clock()
+
+    with pytest.raises(rotsafe.CredentialsRejected):
+        rotsafe.connect_with(secret, database.connect, deadline=2)
+
+    assert clock() - started <= 2 + 1.5, "at most the read in progress"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_round_can_fall_back(secret, source):
+    """A round the parent's thread held never blocks a forked child."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    start_rotation(source, database)
+    in_round = threading.Event()
+    forked = threading.Event()
+
+    def slow_connect(credentials: rotsafe.Credentials) -> str:
+        if credentials.password == "pw-v2":
+            in_round.set()
+            forked.wait(timeout=10)
+        return database.connect(credentials)
+
+    parent = threading.Thread(
+        target=rotsafe.connect_with, args=(secret, slow_connect)
+    )
+    parent.start()
+    assert in_round.wait(timeout=10)
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            rotsafe.connect_with(secret, database.connect, deadline=3)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+
+    forked.set()
+    parent.join(timeout=10)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child connected"
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
@@ -223,6 +367,18 @@ def test_other_errors_are_never_answered_with_a_refresh(
         assert caught.value.kind is kind
         assert caught.value.__cause__ is error
     assert source.calls == ["AWSCURRENT"]
+
+
+class Waits:
+    """A sleep for connect_with that records each wait and moves the clock."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.waited: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waited.append(seconds)
+        self.clock.advance(seconds)
 
 
 class FlakyStage:

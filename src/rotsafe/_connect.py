@@ -243,7 +243,7 @@ def fall_back(
     except Exception as exc:
         _reraise_unless_auth(secret, exc)
         refused: BaseException = exc
-    refused_at = secret.rejected(first)
+    refused_at = secret.rejected(first, within=seconds)
 
     logger.warning(
         "secret %s: the database refused %s (version %s); trying the other "
@@ -398,6 +398,8 @@ class _Rounds:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.completed = 0
+        # Whether the last round to complete connected with some login.
+        self.connected = False
 
 
 _ROUNDS: weakref.WeakKeyDictionary[RotatingSecret, _Rounds] = (
@@ -412,6 +414,17 @@ def _rounds_of(secret: RotatingSecret) -> _Rounds:
         if rounds is None:
             rounds = _ROUNDS[secret] = _Rounds()
         return rounds
+
+
+def _forget_rounds() -> None:
+    """A forked child must not wait for a round its parent's thread held."""
+    global _ROUNDS, _ROUNDS_LOCK  # noqa: PLW0603 - renewed in the child
+    _ROUNDS = weakref.WeakKeyDictionary()
+    _ROUNDS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_rounds)
 
 
 class _Fallback(Generic[T]):
@@ -459,15 +472,20 @@ class _Fallback(Generic[T]):
         try:
             shared = rounds.completed != self.seen
             if not shared:
+                connected = False
                 try:
-                    return self._probe()
+                    connection = self._probe()
+                    connected = True
+                    return connection
                 finally:
                     rounds.completed += 1
+                    rounds.connected = connected
                     self.seen = rounds.completed
             self.seen = rounds.completed
+            connected = rounds.connected
         finally:
             rounds.lock.release()
-        return self._try_served()
+        return self._try_served(connected)
 
     def log_round(self, state: tenacity.RetryCallState) -> None:
         logger.warning(
@@ -478,17 +496,27 @@ class _Fallback(Generic[T]):
             state.upcoming_sleep,
         )
 
-    def _try_served(self) -> T:
-        """Try what another thread's round left the secret serving."""
+    def _try_served(self, connected: bool) -> T:
+        """Try what another thread's round left the secret serving.
+
+        After a round that connected, that is the login it connected with,
+        even if it is the one this thread was refused: the database may
+        have taken it back. After a round that failed, it is tried only if
+        it is another login.
+        """
         served = self._read(None)[0]
-        if served is None or served.same_login(self.first):
+        if served is None or (not connected and served.same_login(self.first)):
             raise _AllRefused
         return self._try([served], tried_now=[])
 
     def _probe(self) -> T:
-        """Try every distinct credential once, reading stages as needed."""
+        """Try every distinct credential once, reading stages as needed.
+
+        The login just refused is left out only in the round that follows
+        its refusal; after a wait it is worth trying again.
+        """
         self.probes += 1
-        tried_now = [self.first] if self.probes == 1 else []
+        tried_now = [self.first] if self.rounds == 1 else []
         return self._try(self._candidates(), tried_now)
 
     def _try(
@@ -537,7 +565,8 @@ class _Fallback(Generic[T]):
         read until a read succeeds, and again whenever ``AWSCURRENT`` moves:
         outside a new rotation they change only with it. In the first round,
         a read any thread made since the database first refused this login
-        is recent enough: the database had changed by then.
+        is recent enough, and one made before is not: the database had
+        changed in between.
         """
         since = self.refused_at if self.probes == 1 else None
         yield self._read(None)[0]
@@ -565,11 +594,15 @@ class _Fallback(Generic[T]):
         """Read a stage, or with ``None`` what the secret serves now.
 
         Returns the credentials (``None`` when no version carries the
-        stage) and whether the read succeeded.
+        stage) and whether the read succeeded. Past the deadline no stage
+        is read: a slow Secrets Manager must not hold the caller beyond it
+        by more than the read in progress.
         """
         try:
             if stage is None:
                 return self.io.call(self.secret.credentials), True
+            if self.until.remaining() <= 0:
+                return None, False
             found = self.io.call(self.secret.stage, stage, since=since)
             return found, True
         except RotsafeError as exc:

@@ -311,7 +311,8 @@ class RotatingSecret:
                 custom label.
             since: A time on the secret's :attr:`clock`: a read that started
                 then or later is recent enough, and is answered from the
-                cache however long ago it was.
+                cache however long ago it was; an earlier one is not, however
+                recent. Without it, ``min_refresh_interval`` decides.
 
         Raises:
             SecretUnavailable: Secrets Manager could not be read and nothing
@@ -343,9 +344,13 @@ class RotatingSecret:
         Connectors call this after a fallback: credentials from a stage other
         than ``AWSCURRENT`` are then served by :meth:`credentials` until
         ``AWSCURRENT`` moves, so a rotation window costs one fallback per
-        process rather than one per connection.
+        process rather than one per connection. A refusal of the same login
+        on record (see :meth:`rejected`) ends.
         """
         with self._pin_lock:
+            refusal = self._refusal
+            if refusal is not None and credentials.same_login(refusal[0]):
+                self._refusal = None
             current = self._current()
             if current is None:
                 return
@@ -381,18 +386,26 @@ class RotatingSecret:
                 pinned.version_id,
             )
 
-    def rejected(self, credentials: Credentials) -> float:
+    def rejected(self, credentials: Credentials, *, within: float) -> float:
         """Record that the database refused ``credentials``.
 
-        Returns when it first refused that login, on :attr:`clock`: the
-        database had changed by then, so any read of Secrets Manager made
-        since is recent enough to look for the new password in.
+        Returns when it began refusing that login, on :attr:`clock`: the
+        database had changed by then, so a read of Secrets Manager made
+        since is recent enough to look for the new password in, and one
+        made before is not. A refusal on record ends when ``AWSCURRENT``
+        moves, when the login is :meth:`accepted` again, or ``within``
+        seconds after it began (a fallback's deadline): refused after that,
+        the same login points at a new change.
         """
         with self._pin_lock:
-            refusal = self._refusal
-            if refusal is not None and credentials.same_login(refusal[0]):
-                return refusal[1]
             now = self.clock()
+            refusal = self._refusal
+            if (
+                refusal is not None
+                and credentials.same_login(refusal[0])
+                and now < refusal[1] + within
+            ):
+                return refusal[1]
             self._refusal = (credentials, now)
             return now
 
@@ -497,8 +510,9 @@ class RotatingSecret:
             read = state.read
             shared = state.attempts != attempt
             recent = read is not None and (
-                now < read.at + read.interval
-                or (since is not None and read.at >= since)
+                read.at >= since
+                if since is not None
+                else now < read.at + read.interval
             )
             if not (shared or recent or now < state.retry_at):
                 rotation = self._read_locked(stage, state, source)
@@ -612,6 +626,7 @@ class RotatingSecret:
         with self._pin_lock:
             if rotation is not None:
                 self._pinned = None
+                self._refusal = None
             self._serve(
                 self._pinned or current, self.clock() + self.ttl * jitter
             )

@@ -7,6 +7,7 @@ into :class:`~rotsafe.SecretUnavailable` with advice on what to fix.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,6 +48,16 @@ DEFAULT_CLIENT_CONFIG = Config(
 
 # boto3's default session is not safe to make clients from concurrently.
 _CLIENT_LOCK = threading.Lock()
+
+
+def _renew_client_lock() -> None:
+    """A forked child must not wait for a client its parent was making."""
+    global _CLIENT_LOCK  # noqa: PLW0603 - renewed in the child
+    _CLIENT_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_client_lock)
 
 _ADVICE = {
     "AccessDeniedException": (
