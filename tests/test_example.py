@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 import flask_service
 
 
-def test_example_service_survives_rotation(rotation):
-    """Requests through a single-user rotation all succeed."""
+@pytest.mark.parametrize("strategy", ["single-user", "alternating-users"])
+def test_example_service_survives_rotation(rotation, strategy):
+    """Requests through a rotation all succeed, whichever user it leaves."""
     app = flask_service.create_app(rotation.secret(), rotation.url())
 
     def request() -> None:
@@ -15,7 +18,7 @@ def test_example_service_survives_rotation(rotation):
 
     with rotation.load(request) as load:
         load.wait_for(30)
-        rotation.rotate("single-user", window=2)
+        rotation.rotate(strategy, window=2)
         load.wait_for(load.result.count + 30)
 
     assert load.result.failed == 0, load.result.failures[:3]

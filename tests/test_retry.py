@@ -45,7 +45,9 @@ def naive_select(rotation, secret: rotsafe.RotatingSecret) -> int:
     """Log in with whatever the secret serves, with no fallback at all."""
     credentials = secret.credentials()
     connection = rotation.server.connect(
-        credentials.username, credentials.password
+        credentials.username,
+        credentials.password,
+        database=credentials.database,
     )
     try:
         cursor = connection.cursor()

@@ -30,8 +30,10 @@ class Administered(Protocol):
         """The server's TCP port."""
         ...
 
-    def connect(self, user: str, password: str) -> Any:
-        """Open an autocommit connection to the drill's database."""
+    def connect(
+        self, user: str, password: str, *, database: str | None = None
+    ) -> Any:
+        """Open an autocommit connection (to the drill's database)."""
         ...
 
     def create_user(

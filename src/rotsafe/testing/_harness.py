@@ -1,12 +1,13 @@
 """A database login kept in a secret, ready to be rotated under load.
 
-The harness creates a user on a throwaway server and a secret holding its
-login, hands out Secrets Manager clients that count their calls, rotates
-the secret and runs load, then removes what it created.
+The harness creates a database and a user on a throwaway server and a
+secret holding the login, hands out Secrets Manager clients that count
+their calls, rotates the secret and runs load, then removes what it created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -43,7 +44,10 @@ class CallCounter:
 
 
 class RotationHarness:
-    """A user on a database server whose login lives in a secret.
+    """A user and a database of its own, whose login lives in a secret.
+
+    Nothing one harness makes in its database outlives it, so tests that
+    each use one start from an empty database.
 
     Args:
         server: A running throwaway server.
@@ -63,6 +67,7 @@ class RotationHarness:
         self.secrets_manager = secrets_manager
         self.username = f"app_{uuid.uuid4().hex[:10]}"
         self.clone = self.username + clone_suffix
+        self.database = f"{self.username}_db"
         self.secret_id = f"rotsafe-test/{self.username}"
         self.family = server.family
         self.driver = _DRIVER[server.family]
@@ -73,7 +78,11 @@ class RotationHarness:
         self._created = False
 
     def __enter__(self) -> RotationHarness:
-        self.create()
+        try:
+            self.create()
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -85,25 +94,32 @@ class RotationHarness:
         return self.counter.count
 
     def create(self) -> None:
-        """Create both users and the secret holding the first one's login."""
+        """Create the database, both users and the secret of the first."""
         password = new_password()
-        for user in (self.username, self.clone):
-            self.server.create_user(user, password, self.server.database)
+        self._created = True
+        self.server.create_database(self.database)
+        self.server.create_user(self.username, password, self.database)
+        self.server.create_user(
+            self.clone, password, self.database, like=self.username
+        )
         self._admin_client.create_secret(
             Name=self.secret_id, SecretString=json.dumps(self.value(password))
         )
-        self._created = True
 
     def remove(self) -> None:
-        """Drop the users and delete the secret."""
+        """Delete the secret, drop the database and the users."""
         if not self._created:
             return
         self._created = False
-        for user in (self.username, self.clone):
+        with contextlib.suppress(
+            self._admin_client.exceptions.ResourceNotFoundException
+        ):
+            self._admin_client.delete_secret(
+                SecretId=self.secret_id, ForceDeleteWithoutRecovery=True
+            )
+        self.server.drop_database(self.database)
+        for user in (self.clone, self.username):
             self.server.drop_user(user)
-        self._admin_client.delete_secret(
-            SecretId=self.secret_id, ForceDeleteWithoutRecovery=True
-        )
 
     def value(
         self, password: str, username: str | None = None
@@ -115,7 +131,7 @@ class RotationHarness:
             "port": self.server.port,
             "username": username or self.username,
             "password": password,
-            "dbname": self.server.database,
+            "dbname": self.database,
         }
 
     def secret(self, **options: Any) -> RotatingSecret:
@@ -127,7 +143,7 @@ class RotationHarness:
         dialect = "mysql" if self.family == "mysql" else "postgresql"
         return (
             f"{dialect}+{driver or self.driver}://{self.server.host}:"
-            f"{self.server.port}/{self.server.database}"
+            f"{self.server.port}/{self.database}"
         )
 
     def rotate(

@@ -41,7 +41,9 @@ class DatabaseAdmin(Protocol):
         """Change a user's password; new logins need it at once."""
         ...
 
-    def connect(self, user: str, password: str) -> Any:
+    def connect(
+        self, user: str, password: str, *, database: str | None = None
+    ) -> Any:
         """Open a connection as ``user``, raising if it is refused."""
         ...
 
@@ -244,7 +246,12 @@ class Rotator:
         self.admin.set_password(pending["username"], pending["password"])
         self._step(record, "setSecret")
 
-        self.admin.connect(pending["username"], pending["password"]).close()
+        # As the rotation function does: log in to what the secret names.
+        self.admin.connect(
+            pending["username"],
+            pending["password"],
+            database=pending.get("dbname"),
+        ).close()
         self._step(record, "testSecret")
 
         self._sleep(window)
@@ -292,6 +299,11 @@ class Rotator:
             )
         except self.client.exceptions.ResourceNotFoundException:
             msg = f"secret {self.secret_id!r} has no {stage} version"
+            if stage == AWSPREVIOUS:
+                msg += (
+                    ": a rollback goes back to the version before the last "
+                    "rotation, so rotate it once first"
+                )
             raise ValueError(msg) from None
         return json.loads(response["SecretString"]), response["VersionId"]
 

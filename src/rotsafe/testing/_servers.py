@@ -370,8 +370,24 @@ class DatabaseServer(abc.ABC):
         """
 
     @abc.abstractmethod
+    def drop_database(self, name: str) -> None:
+        """Drop a database and everything in it, if it exists.
+
+        Sessions connected to it are ended first where the server requires
+        it (PostgreSQL).
+
+        Args:
+            name: Its name.
+        """
+
+    @abc.abstractmethod
     def create_user(
-        self, name: str, password: str, database: str | None = None
+        self,
+        name: str,
+        password: str,
+        database: str | None = None,
+        *,
+        like: str | None = None,
     ) -> None:
         """Create a user who can log in over TCP from 127.0.0.1.
 
@@ -379,6 +395,9 @@ class DatabaseServer(abc.ABC):
             name: The user name; any characters are quoted properly.
             password: Its password, which may contain any characters.
             database: A database the user gets full rights on, if any.
+            like: An existing user whose tables the new one may use as its
+                own, as the second user of an alternating-users rotation
+                must.
         """
 
     @abc.abstractmethod
@@ -737,8 +756,21 @@ class MariaDBServer(DatabaseServer):
         """
         self._execute(f"CREATE DATABASE {_mysql_identifier(name)}")
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database and everything in it, if it exists.
+
+        Args:
+            name: Its name.
+        """
+        self._execute(f"DROP DATABASE IF EXISTS {_mysql_identifier(name)}")
+
     def create_user(
-        self, name: str, password: str, database: str | None = None
+        self,
+        name: str,
+        password: str,
+        database: str | None = None,
+        *,
+        like: str | None = None,
     ) -> None:
         """Create a user who can log in over TCP from any host.
 
@@ -746,6 +778,9 @@ class MariaDBServer(DatabaseServer):
             name: The user name; any characters are quoted properly.
             password: Its password, which may contain any characters.
             database: A database the user gets all rights on, if any.
+            like: Needs nothing more here: MariaDB grants rights on a
+                database, not through who made a table, so two users with
+                rights on one database share its tables.
         """
         self._execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (name, password))
         if database is not None:
@@ -1070,8 +1105,30 @@ class PostgresServer(DatabaseServer):
         query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         self._execute(query)
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database and everything in it, ending its sessions first.
+
+        Args:
+            name: Its name.
+        """
+        self._execute(
+            sql.SQL(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()"
+            ),
+            (name,),
+        )
+        self._execute(
+            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+        )
+
     def create_user(
-        self, name: str, password: str, database: str | None = None
+        self,
+        name: str,
+        password: str,
+        database: str | None = None,
+        *,
+        like: str | None = None,
     ) -> None:
         """Create a user who can log in with a password.
 
@@ -1080,6 +1137,8 @@ class PostgresServer(DatabaseServer):
             password: Its password, which may contain any characters.
             database: A database the user gets all rights on, including
                 its ``public`` schema, if any.
+            like: An existing user the new one becomes a member of, so that
+                it may use that user's tables as their owner.
         """
         role = sql.Identifier(name)
         self._execute(
@@ -1087,6 +1146,10 @@ class PostgresServer(DatabaseServer):
                 role, sql.Literal(password)
             )
         )
+        if like is not None:
+            self._execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(like), role)
+            )
         if database is not None:
             self._execute(
                 sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(
@@ -1112,7 +1175,7 @@ class PostgresServer(DatabaseServer):
         )
 
     def drop_user(self, name: str) -> None:
-        """Remove a user and its grants if it exists; sessions stay open.
+        """Remove a user, what it owns and its grants; sessions stay open.
 
         Args:
             name: The user name.
@@ -1124,7 +1187,6 @@ class PostgresServer(DatabaseServer):
             return
 
         role = sql.Identifier(name)
-        admin = sql.Identifier(self.admin_user)
         databases = self._execute(
             sql.SQL(
                 "SELECT datname FROM pg_database"
@@ -1132,10 +1194,6 @@ class PostgresServer(DatabaseServer):
             )
         )
         for (database,) in databases:
-            self._execute(
-                sql.SQL("REASSIGN OWNED BY {} TO {}").format(role, admin),
-                database=database,
-            )
             self._execute(
                 sql.SQL("DROP OWNED BY {}").format(role), database=database
             )
