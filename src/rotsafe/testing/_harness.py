@@ -74,7 +74,11 @@ class RotationHarness:
         self.counter = CallCounter()
         self.client = self.counter.attach(secrets_manager.client())
         self._admin_client = secrets_manager.client()
-        self.rotator = Rotator(self._admin_client, self.secret_id, server)
+        self.rotator = Rotator(
+            self._admin_client,
+            self.secret_id,
+            _InDatabase(server, self.database),
+        )
         self._created = False
 
     def __enter__(self) -> RotationHarness:
@@ -157,3 +161,25 @@ class RotationHarness:
     ) -> Load:
         """Return a :class:`Load` running ``operation`` on ``threads``."""
         return Load(operation, threads=threads)
+
+
+class _InDatabase:
+    """A server whose logins go to one database unless told another.
+
+    The rotation driver logs in to the database a secret names; a secret
+    that names none (as RDS-managed ones do) means the harness's own.
+    """
+
+    def __init__(self, server: DatabaseServer, database: str) -> None:
+        self.server = server
+        self.database = database
+
+    def set_password(self, name: str, password: str) -> None:
+        self.server.set_password(name, password)
+
+    def connect(
+        self, user: str, password: str, *, database: str | None = None
+    ) -> Any:
+        return self.server.connect(
+            user, password, database=database or self.database
+        )
