@@ -6,12 +6,15 @@ import asyncio
 import gc
 import itertools
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
 import rotsafe
 from rotsafe.testing import LoadResult, Operation
+
+_TESTS = Path(__file__).parent
 
 
 class Ticker:
@@ -119,6 +122,30 @@ def run_async_load(
 
     asyncio.run(scenario())
     return result
+
+
+def locals_of(exc: BaseException) -> str:
+    """The repr of every local that an error and its chain hold, tests aside.
+
+    What an error reporter that records locals (Sentry does by default)
+    would send along with the error, but for the frames of these tests.
+    """
+    found = []
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        for frame, _ in traceback.walk_tb(error.__traceback__):
+            if Path(frame.f_code.co_filename).parent == _TESTS:
+                continue
+            found += [
+                f"{name}={value!r}" for name, value in frame.f_locals.items()
+            ]
+        pending += [error.__cause__, error.__context__]
+    return "\n".join(found)
 
 
 def describe(result: LoadResult) -> str:

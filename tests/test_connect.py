@@ -16,7 +16,7 @@ import pytest
 import rotsafe
 from rotsafe.testing import ManualClock
 from rotsafe.testing._moto import SecretsManagerServer
-from support import assert_unnoticed, describe
+from support import assert_unnoticed, describe, locals_of
 
 SENTINEL = "sentinel-Pw-4c1d9e"
 
@@ -158,8 +158,11 @@ def test_a_password_no_stage_holds_is_rejected_in_time(rotation):
     assert rotsafe.is_auth_error(caught.value.__cause__)
     shown = "".join(traceback.format_exception(caught.value))
     assert "AWSCURRENT" in shown
-    assert SENTINEL not in shown
-    assert secret.credentials().password not in shown
+    held = locals_of(caught.value)
+    assert "refused" in held, "the frames were walked"
+    for text in (shown, held):
+        assert SENTINEL not in text
+        assert secret.credentials().password not in text
 
 
 def test_sixty_four_threads_refused_together_share_two_calls(rotation):
@@ -290,11 +293,14 @@ def test_no_password_reaches_the_logs(rotation, caplog):
     assert first not in caplog.text
 
 
-@pytest.mark.parametrize("option", ["password", "user", "host", "dbname"])
+@pytest.mark.parametrize(
+    "option", ["password", "user", "host", "dbname", "driver"]
+)
 def test_connect_options_may_not_carry_a_login(rotation, option):
-    """Login and target options are refused: they come from the secret."""
-    with pytest.raises(ValueError, match=option):
+    """Login, target and driver options are refused: the secret has them."""
+    with pytest.raises(ValueError, match=option) as caught:
         rotsafe.creator(rotation.secret(), **{option: "x"})
+    assert "to RotatingSecret instead" in str(caught.value)
 
 
 @pytest.fixture

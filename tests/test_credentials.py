@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import rotsafe
 from rotsafe._sources import version_from_response
 from rotsafe.testing import ManualClock, MemorySource
+from support import locals_of
 
 CASES_DIR = Path(__file__).parent / "cases"
 SHARED_CASES_DIR = Path(__file__).parents[2] / "shared" / "cases"
@@ -253,6 +255,40 @@ def test_json_that_is_not_an_object():
         with pytest.raises(rotsafe.SecretFormatError) as caught:
             secret.credentials()
         assert "pw-v1" not in str(caught.value)
+
+
+SENTINEL = "sentinel-Pw-9b2e"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(SENTINEL, id="a plain password"),
+        pytest.param(f'{{"username": "u", "password": "{SENTINEL}"', id="cut"),
+        pytest.param(
+            json.dumps({**BASE, "password": SENTINEL, "port": "x"}),
+            id="a bad port",
+        ),
+        pytest.param(json.dumps([SENTINEL]), id="a list"),
+        pytest.param(
+            json.dumps({"username": "u", "password": SENTINEL}),
+            id="no host",
+        ),
+    ],
+)
+def test_no_frame_of_a_format_error_holds_the_value(raw):
+    """An error reporter recording locals finds no secret value in them."""
+    secret = rotsafe.RotatingSecret(
+        SECRET_ID,
+        source=ResponseSource({"VersionId": "v1", "SecretString": raw}),
+    )
+    with pytest.raises(rotsafe.SecretFormatError) as caught:
+        secret.credentials()
+
+    held = locals_of(caught.value)
+    assert "secret_id" in held, "the frames were walked"
+    assert SENTINEL not in held
+    assert SENTINEL not in "".join(traceback.format_exception(caught.value))
 
 
 @pytest.mark.skipif(

@@ -10,6 +10,7 @@ import pymysql
 import pytest
 import sqlalchemy
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import rotsafe
 from rotsafe.testing import DelayedSource, ManualClock, MemorySource, no_waits
@@ -259,3 +260,40 @@ def test_attempts_must_be_positive(fake_secret):
     """Zero attempts is refused when decorating."""
     with pytest.raises(ValueError, match="attempts"):
         rotsafe.retry_on_auth_error(fake_secret, attempts=0)
+
+
+def test_a_bare_decorator_is_refused(fake_secret):
+    """Used without its arguments, the decorator says how to use it."""
+    with pytest.raises(TypeError, match=r"@retry_on_auth_error\(secret\)"):
+
+        @rotsafe.retry_on_auth_error  # type: ignore[arg-type]
+        def load_user(user_id: int) -> int:
+            return user_id
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"engine": "postgresql://db/app"}, TypeError),
+        ({"attempts": 1.5}, ValueError),
+        ({"attempts": True}, ValueError),
+    ],
+)
+def test_wrong_options_are_refused_when_decorating(
+    fake_secret, options, error
+):
+    """A non-engine, or attempts that are not whole, fail at decoration."""
+    with pytest.raises(error):
+        rotsafe.retry_on_auth_error(fake_secret, **options)
+
+
+def test_an_async_engine_is_taken(fake_secret):
+    """A coroutine's engine may be the AsyncEngine it uses."""
+    engine = create_async_engine("postgresql+asyncpg://db.internal/app")
+    decorate = rotsafe.retry_on_auth_error(fake_secret, engine=engine)
+
+    @decorate
+    async def load() -> int:
+        return 1
+
+    assert asyncio.run(load()) == 1

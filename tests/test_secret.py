@@ -492,6 +492,7 @@ def test_repr_hides_the_password(source, clock):
         ("host", ""),
         ("host", 123),
         ("database", " "),
+        ("driver", ""),
     ],
 )
 def test_bad_arguments_are_refused(source, option, bad):

@@ -209,6 +209,18 @@ def test_unknown_policy_and_driver_are_refused(rotation):
         rotsafe.attach(sqlite, rotation.secret())
 
 
+def test_a_url_holding_a_password_is_refused(rotation):
+    """A password in the URL would be ignored and kept: attach refuses it."""
+    url = sqlalchemy.engine.make_url(rotation.url()).set(
+        username="someone", password="sentinel-Url-5d1c"
+    )
+    engine = sqlalchemy.create_engine(url)
+    with pytest.raises(ValueError, match="URL holds a password") as caught:
+        rotsafe.attach(engine, rotation.secret())
+    assert "sentinel-Url-5d1c" not in str(caught.value)
+    assert rotsafe._sqlalchemy.attachment_of(engine) is None, "no hooks left"
+
+
 def test_detach_removes_the_hooks(rotation):
     """After detach, the engine logs in with its URL alone again."""
     engine = sqlalchemy.create_engine(rotation.url(), poolclass=NullPool)

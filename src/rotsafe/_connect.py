@@ -41,6 +41,9 @@ R = TypeVar("R")
 
 DEFAULT_DEADLINE = 30.0
 
+# How many errors of a driver's chain lose their tracebacks, at most.
+_CHAIN_LIMIT = 16
+
 # Rounds of the fallback come after 0.25, 0.5, 1, 2, 4, then every 5 s (plus
 # up to 0.25 s of jitter): about ten rounds in the default deadline.
 _WAIT = tenacity.wait_exponential(
@@ -59,8 +62,9 @@ _SETUP_ADVICE = {
         "says which"
     ),
     ErrorKind.CONFIG: (
-        "the server refused the client's setup (TLS, the authentication "
-        "method, or the database name); the driver's error below says which"
+        "the server or the driver refused the connection's setup (TLS, the "
+        "authentication method, a connect option, or the database name); "
+        "the driver's error below says which"
     ),
 }
 
@@ -280,7 +284,7 @@ def fall_back(
             secrets_manager_error=fallback.source_error,
         )
         logger.error("%s", error)
-        raise error from fallback.refused
+        raise error from _without_frames(fallback.refused)
 
 
 class _BaseConnector:
@@ -627,5 +631,25 @@ def _reraise_unless_auth(secret: RotatingSecret, exc: Exception) -> None:
         return
     advice = _SETUP_ADVICE.get(kind)
     if advice is not None:
-        raise ConnectionSetupError(secret.secret_id, kind, advice) from exc
+        raise ConnectionSetupError(
+            secret.secret_id, kind, advice
+        ) from _without_frames(exc)
     raise exc
+
+
+def _without_frames(exc: BaseException) -> BaseException:
+    """Drop the tracebacks of a driver error rotsafe chains to its own.
+
+    The driver's frames hold the login in their locals, which error
+    reporters record; its message and type say what the database answered.
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < _CHAIN_LIMIT:
+        each = pending.pop()
+        if each is None or id(each) in seen:
+            continue
+        seen.add(id(each))
+        each.__traceback__ = None
+        pending += [each.__cause__, each.__context__]
+    return exc

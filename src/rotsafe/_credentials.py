@@ -130,8 +130,37 @@ def parse_secret(
 
     Raises:
         SecretFormatError: The value is not a JSON object, or a field is
-            missing or malformed. The message names the field, never a value.
+            missing or malformed. The message names the field, never a
+            value, and the traceback holds no frame whose locals do.
     """
+    try:
+        return _credentials_from(
+            secret_id,
+            value,
+            target,
+            stage=stage,
+            version_id=version_id,
+            fallback=fallback,
+        )
+    except Exception as exc:
+        error = exc
+
+    # The frames the error came through hold the value in their locals, as
+    # would this one: an error reporter that records locals must see none.
+    del value
+    raise error.with_traceback(None)
+
+
+def _credentials_from(
+    secret_id: str,
+    value: str | bytes,
+    target: Target,
+    *,
+    stage: str,
+    version_id: str | None,
+    fallback: Target,
+) -> Credentials:
+    """Do what :func:`parse_secret` says; its frames hold the value."""
 
     def fail(field: str, problem: str) -> SecretFormatError:
         return SecretFormatError(

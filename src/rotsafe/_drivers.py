@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from rotsafe._credentials import Credentials, Family
 
-# Connect options that would fight the secret over the login or its target.
+# Connect options that would fight the secret over the login or its target,
+# and the choice of driver, which is the secret's too.
 _SECRET_FIELDS = frozenset(
     {
+        "driver",
         "user",
         "username",
         "password",
@@ -251,14 +253,14 @@ def check_options(options: Mapping[str, Any]) -> None:
     """Refuse connect options that would override the secret's login.
 
     Raises:
-        ValueError: ``options`` holds a user, password, host, port or
-            database.
+        ValueError: ``options`` holds a user, password, host, port,
+            database or driver.
     """
     clash = _SECRET_FIELDS.intersection(options)
     if clash:
         msg = (
             f"connect options must not hold {', '.join(sorted(clash))}: the "
-            f"login comes from the secret; pass host=, port= or database= "
-            f"to RotatingSecret to override the secret's"
+            f"login comes from the secret; pass host=, port=, database= or "
+            f"driver= to RotatingSecret instead"
         )
         raise ValueError(msg)

@@ -12,7 +12,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import tenacity
 from sqlalchemy.engine import Engine
@@ -22,8 +22,11 @@ from rotsafe._deadline import Deadline
 from rotsafe._durations import Duration, to_seconds
 from rotsafe._errors import CredentialsRejected, RotsafeError
 from rotsafe._secret import RotatingSecret
-from rotsafe._sqlalchemy import attachment_of
+from rotsafe._sqlalchemy import attachment_of, sync_engine_of
 from rotsafe._waits import async_wait, waiter
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger("rotsafe.retry")
 
@@ -37,7 +40,7 @@ _WAIT = tenacity.wait_random_exponential(multiplier=0.1, max=2)
 def retry_on_auth_error(
     secret: RotatingSecret,
     *,
-    engine: Engine | None = None,
+    engine: Engine | AsyncEngine | None = None,
     attempts: int = 3,
     deadline: Duration = 10.0,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -63,9 +66,29 @@ def retry_on_auth_error(
             float seconds or ``timedelta``.
 
     Raises:
-        The function's last error when it gives up, with a note saying how
-        many attempts were made. Errors that are not ``AUTH`` at once.
+        TypeError: ``secret`` is not a :class:`rotsafe.RotatingSecret` (as
+            when the decorator is used bare, without its arguments), or
+            ``engine`` is not an engine.
+        ValueError: ``attempts`` is not a whole number of at least 1.
+
+    The decorated function raises its last error when it gives up, with a
+    note saying how many attempts were made, and errors that are not
+    ``AUTH`` at once.
     """
+    if not isinstance(secret, RotatingSecret):
+        msg = (
+            "retry_on_auth_error takes the secret its function logs in "
+            "with: decorate with @retry_on_auth_error(secret)"
+        )
+        raise TypeError(msg)
+    if engine is not None and not isinstance(
+        getattr(engine, "sync_engine", engine), Engine
+    ):
+        msg = f"engine must be a SQLAlchemy engine, not {type(engine)!r}"
+        raise TypeError(msg)
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        msg = f"attempts must be a whole number, not {attempts!r}"
+        raise ValueError(msg)
     if attempts < 1:
         msg = "attempts must be at least 1"
         raise ValueError(msg)
@@ -127,7 +150,9 @@ def _worth_retrying(exc: BaseException) -> bool:
     return not isinstance(exc, CredentialsRejected) and is_auth_error(exc)
 
 
-def _refresh(secret: RotatingSecret, engine: Engine | None) -> None:
+def _refresh(
+    secret: RotatingSecret, engine: Engine | AsyncEngine | None
+) -> None:
     try:
         secret.refresh()
     except RotsafeError as exc:
@@ -143,7 +168,7 @@ def _refresh(secret: RotatingSecret, engine: Engine | None) -> None:
         attachment.retire_stale()
     else:
         # Connections made by a creator carry no origin to choose by.
-        engine.pool.dispose()
+        sync_engine_of(engine).pool.dispose()
 
 
 def _log_retry(

@@ -209,12 +209,13 @@ class RotatingSecret:
             None if max_stale is None else to_seconds(max_stale, "max_stale")
         )
         self.refresh_in_background = refresh_in_background
-        self.driver = driver_named(driver).name if driver else None
+        named = driver_named(driver) if driver is not None else None
+        self.driver = named.name if named else None
         self._target = Target(
             host=_text_or_none(host, "host"),
             port=_port_or_none(port),
             database=_text_or_none(database, "database"),
-            family=driver_named(driver).family if driver else None,
+            family=named.family if named else None,
         )
         # What an attached engine's URL says, for fields nothing else gives.
         self._fallback = Target()
@@ -236,7 +237,7 @@ class RotatingSecret:
         self._pinned: Credentials | None = None
         self._superseded: list[Credentials] = []
         self._refusal: tuple[Credentials, float] | None = None
-        self._parsed: dict[object, Credentials] = {}
+        self._parsed: dict[SecretVersion, Credentials] = {}
         self._callbacks: list[RotationCallback] = []
         self._renew_locks()
         # Failed reads are retried after 1 s, 2 s, 4 s... up to a minute,
@@ -713,7 +714,8 @@ class RotatingSecret:
         """Parse a version once, and label the result with ``stage``."""
         if version is None:
             return None
-        key = version.version_id or version.value
+        # Keyed by the version itself, whose repr hides the value.
+        key = version
         with self._parse_lock:
             parsed = self._parsed.get(key)
         if parsed is None:

@@ -109,6 +109,13 @@ class Attachment:
                 )
                 raise ValueError(msg)
         url = engine.url
+        if url.password is not None:
+            msg = (
+                "the engine's URL holds a password, which rotsafe would "
+                "ignore (it logs in with the secret's) and the engine would "
+                "keep: remove the user and password from the URL"
+            )
+            raise ValueError(msg)
         secret._assume(
             Target(
                 host=url.host or None,
@@ -200,16 +207,16 @@ class Attachment:
                         f"or fix its 'engine' field in Secrets Manager"
                     ),
                 )
-            # A copy per attempt: the engine's own arguments never see a
-            # password.
-            params = dict(cparams)
-            for name, value in self.driver.login_arguments(
-                credentials
-            ).items():
-                if name in (self.driver.user, self.driver.password):
-                    params[name] = value
-                else:
-                    params.setdefault(name, value)
+            # A new dict per attempt: the engine's own arguments never see
+            # a password. The login is the secret's; where to connect is
+            # the URL's, where it says.
+            login = self.driver.login_arguments(credentials)
+            secret_only = (self.driver.user, self.driver.password)
+            params = {
+                **{k: v for k, v in login.items() if k not in secret_only},
+                **cparams,
+                **{k: login[k] for k in secret_only},
+            }
             return dialect.connect(*cargs, **params), credentials
 
         connection, credentials = fall_back(
@@ -356,16 +363,16 @@ def attach(
 
     Raises:
         ValueError: The policy is unknown, rotsafe does not know the
-            engine's driver, or the secret was given a driver for another
-            kind of server. A secret whose ``engine`` field names another
-            kind of server is refused with :class:`SecretFormatError` when
-            a connection is made.
+            engine's driver, the engine's URL holds a password, or the
+            secret was given a driver for another kind of server. A secret
+            whose ``engine`` field names another kind of server is refused
+            with :class:`SecretFormatError` when a connection is made.
     """
     if policy not in _POLICIES:
         msg = f"unknown policy {policy!r}; choose from {_POLICIES}"
         raise ValueError(msg)
     return Attachment(
-        _sync_engine(engine),
+        sync_engine_of(engine),
         secret,
         policy,
         to_seconds(deadline, "deadline"),
@@ -375,14 +382,14 @@ def attach(
 
 def attachment_of(engine: Engine | AsyncEngine) -> Attachment | None:
     """Return the attachment hooked on ``engine``, if any."""
-    for listener in _sync_engine(engine).dialect.dispatch.do_connect:
+    for listener in sync_engine_of(engine).dialect.dispatch.do_connect:
         owner = getattr(listener, "__self__", None)
         if isinstance(owner, Attachment):
             return owner
     return None
 
 
-def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
+def sync_engine_of(engine: Engine | AsyncEngine) -> Engine:
     """The engine whose events to hook: an async engine's sync face."""
     if isinstance(engine, Engine):
         return engine
