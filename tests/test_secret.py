@@ -468,6 +468,19 @@ def test_secret_cache_answers_ttl_refreshes(clock):
     assert direct.calls == ["AWSCURRENT"]
 
 
+def test_a_forced_read_never_takes_the_caches_answer(clock):
+    """A refresh right after a SecretCache read still asks Secrets Manager."""
+    cache = StringCache(value("pw-v1"))
+    direct = MemorySource(value("pw-v2"))
+    secret = make(direct, clock, cache=cache, ttl=10)
+    assert secret.credentials().password == "pw-v1"
+
+    assert secret.refresh().password == "pw-v2"
+    assert direct.calls == ["AWSCURRENT"]
+    assert secret.stage("AWSCURRENT", since=clock()).password == "pw-v2"
+    assert direct.calls == ["AWSCURRENT"], "a direct read answers it"
+
+
 def test_repr_hides_the_password(source, clock):
     """Neither the secret nor its credentials show the password."""
     source.put(value("sentinel-7f3a"))

@@ -90,11 +90,17 @@ class _Served:
 
 @dataclass(frozen=True)
 class _Read:
-    """The outcome of the last successful read of one stage."""
+    """The outcome of the last successful read of one stage.
+
+    ``direct`` says whether it came from Secrets Manager itself rather
+    than from a SecretCache, which may be behind it: only a direct read
+    answers a forced one.
+    """
 
     credentials: Credentials | None
     at: float
     interval: float
+    direct: bool
 
 
 class _Stage:
@@ -510,10 +516,14 @@ class RotatingSecret:
             now = self.clock()
             read = state.read
             shared = state.attempts != attempt
-            recent = read is not None and (
-                read.at >= since
-                if since is not None
-                else now < read.at + read.interval
+            recent = (
+                read is not None
+                and (read.direct or source is not self._source)
+                and (
+                    read.at >= since
+                    if since is not None
+                    else now < read.at + read.interval
+                )
             )
             if not (shared or recent or now < state.retry_at):
                 rotation = self._read_locked(stage, state, source)
@@ -580,7 +590,9 @@ class RotatingSecret:
                 interval,
                 min(previous.interval * 2, _MAX_UNCHANGED_INTERVAL),
             )
-        state.read = _Read(credentials, started, interval)
+        state.read = _Read(
+            credentials, started, interval, direct=source is self._source
+        )
         logger.debug(
             "secret %s: read %s (version %s)",
             self.secret_id,
