@@ -162,16 +162,24 @@ def test_other_errors_propagate_at_once_untouched(fake_secret):
     assert not hasattr(error, "__notes__")
 
 
-def test_credentials_rejected_is_not_retried(fake_secret):
+class ServiceError(Exception):
+    """An application's own error."""
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_credentials_rejected_is_not_retried(fake_secret, wrapped):
     """The connection layer's own deadline is not multiplied by retries."""
     calls = []
 
     @rotsafe.retry_on_auth_error(fake_secret)
     def rejected() -> None:
         calls.append(1)
-        raise rotsafe.CredentialsRejected("prod/app/db", [], 30)
+        error = rotsafe.CredentialsRejected("prod/app/db", [], 30)
+        if wrapped:
+            raise ServiceError("the database is unavailable") from error
+        raise error
 
-    with pytest.raises(rotsafe.CredentialsRejected):
+    with pytest.raises((rotsafe.CredentialsRejected, ServiceError)):
         rejected()
     assert len(calls) == 1
 

@@ -168,7 +168,15 @@ def classify(exc: BaseException) -> ErrorKind:
     Returns:
         The kind, :attr:`ErrorKind.OTHER` when nothing is recognised.
     """
-    provisional: ErrorKind | None = None
+    return verdict(exc)[0]
+
+
+def verdict(exc: BaseException) -> tuple[ErrorKind, BaseException | None]:
+    """Return :func:`classify`'s kind and the error in the chain that gave it.
+
+    The error is ``None`` when nothing was recognised.
+    """
+    provisional: tuple[ErrorKind, BaseException] | None = None
     for candidate in _chain(exc):
         kind = _kind_of(candidate)
         if kind is None:
@@ -176,12 +184,12 @@ def classify(exc: BaseException) -> ErrorKind:
         if provisional is None and _HBA_REFUSAL.search(str(candidate)):
             # A driver that retried without TLS may report the second
             # attempt's pg_hba refusal, chained to the refused password.
-            provisional = kind
+            provisional = (kind, candidate)
             continue
         if provisional is not None and kind is not ErrorKind.AUTH:
             return provisional
-        return kind
-    return provisional or ErrorKind.OTHER
+        return kind, candidate
+    return provisional or (ErrorKind.OTHER, None)
 
 
 def is_auth_error(exc: BaseException) -> bool:

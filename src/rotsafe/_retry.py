@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 import tenacity
 from sqlalchemy.engine import Engine
 
-from rotsafe._classify import is_auth_error
+from rotsafe._classify import ErrorKind, verdict
 from rotsafe._deadline import Deadline
 from rotsafe._durations import Duration, to_seconds
 from rotsafe._errors import CredentialsRejected, RotsafeError
@@ -147,7 +147,11 @@ def retry_on_auth_error(
 
 
 def _worth_retrying(exc: BaseException) -> bool:
-    return not isinstance(exc, CredentialsRejected) and is_auth_error(exc)
+    """A refused login is; one the connection layer gave up on is not."""
+    kind, source = verdict(exc)
+    return kind is ErrorKind.AUTH and not isinstance(
+        source, CredentialsRejected
+    )
 
 
 def _refresh(
