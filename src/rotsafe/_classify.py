@@ -102,6 +102,9 @@ _SQLSTATE: dict[str, ErrorKind] = {
 
 # Checked in order: the first match decides. libpq joins the messages of
 # every attempt it made, so a refused password outranks what follows it.
+# Shortcoming: these are the English texts, and libpq's connect errors have
+# no SQLSTATE, so a server with lc_messages in another language is read as
+# OTHER; an English lc_messages on the server lifts it.
 _TEXT: list[tuple[ErrorKind, re.Pattern[str]]] = [
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
