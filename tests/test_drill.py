@@ -386,6 +386,22 @@ def test_bad_options_are_refused_before_anything_starts(
     assert "Traceback" not in result.output
 
 
+def test_help_names_every_exit_status():
+    """--help says what exit statuses 0, 1, 2, 130 and 143 mean."""
+    result = CliRunner().invoke(cli, ["drill", "--help"])
+
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for meaning in (
+        "Exit status 0 when",
+        "1 when it did",
+        "2 when an option is wrong",
+        "130 when interrupted with Ctrl-C",
+        "143 when terminated",
+    ):
+        assert meaning in text
+
+
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """An empty folder every account can enter, to serve as TMPDIR.

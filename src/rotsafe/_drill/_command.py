@@ -1,9 +1,10 @@
 """``rotsafe drill``: options, output and exit status of the live drill.
 
 Exit status: 0 when rotsafe's service saw no failed operation, 1 when it
-did, 2 when the drill could not set up or write its output, 130 when
-interrupted with Ctrl-C and 143 when terminated (SIGTERM). The report
-goes to standard output; progress and setup messages to standard error.
+did, 2 when an option is wrong or the drill could not set up or write its
+output, 130 when interrupted with Ctrl-C and 143 when terminated
+(SIGTERM). The report goes to standard output; progress and setup
+messages to standard error.
 """
 
 from __future__ import annotations
@@ -231,7 +232,9 @@ def drill(
     using rotsafe run the same queries against one database and secret
     while the secret is rotated. The figures of both are shown side by
     side. Exit status 0 when the rotsafe service saw no failed operation,
-    1 when it did, 2 when the drill could not set up or write its output.
+    1 when it did, 2 when an option is wrong or the drill could not set up
+    or write its output, 130 when interrupted with Ctrl-C, 143 when
+    terminated (SIGTERM).
     """
     err = Console(stderr=True)
     out = Console()
