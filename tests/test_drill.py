@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
 
 from rotsafe._drill import _rig, _run
@@ -28,6 +30,7 @@ from rotsafe._drill._figures import StepTime, recovery, slice_for
 from rotsafe._drill._render import _legend, _markers
 from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
+from rotsafe.testing._moto import serves_region
 from rotsafe.testing._rotation import new_password
 from rotsafe.testing._servers import MariaDBServer, PostgresServer
 from support import processes_using
@@ -363,6 +366,12 @@ def test_admin_url_of_another_database_is_a_usage_error():
         (["--json", "/nonexistent/folder/out.json"], "does not exist"),
         (["--plot", "/nonexistent/folder/out.png"], "does not exist"),
         (["--secrets-endpoint", "not-a-url"], "https://"),
+        (["--region", ""], "'' is not a region name"),
+        (["--region", "us east"], "'us east' is not a region name"),
+        (
+            ["--region", "bogus-region-1"],
+            "'bogus-region-1' is not an AWS region the local Secrets Manager",
+        ),
     ],
     ids=[
         "window-nan",
@@ -372,6 +381,9 @@ def test_admin_url_of_another_database_is_a_usage_error():
         "json-folder",
         "plot-folder",
         "endpoint",
+        "region-empty",
+        "region-spaces",
+        "region-unknown",
     ],
 )
 def test_bad_options_are_refused_before_anything_starts(
@@ -384,6 +396,26 @@ def test_bad_options_are_refused_before_anything_starts(
     assert complaint in result.output
     assert "starting" not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "region", ["eu-west-1", "cn-north-1", "us-gov-west-1", "bogus-region-1"]
+)
+def test_the_drill_accepts_the_regions_moto_serves(
+    rotsafe_secrets_manager: SecretsManagerServer, region: str
+):
+    """The drill takes a region for moto exactly when moto answers in it."""
+    client = rotsafe_secrets_manager.client(
+        region_name=region, config=Config(retries={"total_max_attempts": 1})
+    )
+    try:
+        client.list_secrets()
+    except ClientError:
+        answered = False
+    else:
+        answered = True
+
+    assert serves_region(region) == answered
 
 
 def test_help_names_every_exit_status():

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import urllib.parse
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from rotsafe._drill._render import LiveView, describe_step, report
 from rotsafe._drill._rig import Rig, RigOptions, SetupError
 from rotsafe._drill._run import DrillOptions, Progress, run
 from rotsafe._drill._services import BASELINES, POOLS
+from rotsafe.testing._moto import serves_region
 from rotsafe.testing._rotation import STRATEGIES
 
 EXIT_SETUP = 2
@@ -41,6 +43,8 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 _DATABASES = {"postgres": "postgresql", "mysql": "mysql"}
+# As AWS names its regions: lowercase words and numbers joined by hyphens.
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class Seconds(click.FloatRange):
@@ -75,6 +79,14 @@ def _endpoint(
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         msg = f"{value!r} is not an http:// or https:// URL with a host"
+        raise click.BadParameter(msg)
+    return value
+
+
+def _region(context: click.Context, param: click.Parameter, value: str) -> str:
+    """Accept a name shaped like an AWS region's, such as eu-west-1."""
+    if not _REGION.fullmatch(value):
+        msg = f"{value!r} is not a region name such as eu-west-1"
         raise click.BadParameter(msg)
     return value
 
@@ -183,6 +195,7 @@ def cli() -> None:
     "--region",
     default="us-east-1",
     show_default=True,
+    callback=_region,
     help="The region of the Secrets Manager clients.",
 )
 @click.option(
@@ -239,6 +252,7 @@ def drill(
     err = Console(stderr=True)
     out = Console()
     _check_database(context, database, admin_url)
+    _check_region(region, secrets_endpoint)
     options = DrillOptions(
         strategy=strategy,
         window=window,
@@ -347,6 +361,20 @@ def _check_database(
     ):
         msg = f"--database {database} contradicts a {family} admin URL"
         raise click.UsageError(msg)
+
+
+def _check_region(region: str, secrets_endpoint: str | None) -> None:
+    """Refuse a region the local Secrets Manager (moto) does not serve.
+
+    An endpoint given with --secrets-endpoint judges its own regions.
+    """
+    if secrets_endpoint is None and not serves_region(region):
+        msg = (
+            f"{region!r} is not an AWS region the local Secrets Manager "
+            "(moto) serves; give one such as us-east-1, or a "
+            "--secrets-endpoint that serves it"
+        )
+        raise click.BadParameter(msg, param_hint="'--region'")
 
 
 def _printer(err: Console) -> Any:
