@@ -7,6 +7,7 @@ a minute or two; the default run is measured by hand for the README.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,22 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from rotsafe._drill import _rig, _run
 from rotsafe._drill._command import cli
-from rotsafe._drill._figures import StepTime, recovery, slice_for
-from rotsafe._drill._render import _legend, _markers
+from rotsafe._drill._figures import (
+    DrillFigures,
+    StepTime,
+    recovery,
+    service_figures,
+    slice_for,
+)
+from rotsafe._drill._render import _legend, _markers, heading
 from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
 from rotsafe.testing._moto import serves_region
-from rotsafe.testing._rotation import new_password
+from rotsafe.testing._rotation import STRATEGIES, new_password
 from rotsafe.testing._servers import MariaDBServer, PostgresServer
 from support import processes_using
 
@@ -570,3 +578,51 @@ def test_the_legend_says_where_a_hidden_step_is():
         "S = setSecret at 2.05 s (in the column marked F)"
     )
     assert legend[3].endswith("F = finishSecret at 2.12 s")
+
+
+def _figures(
+    strategy: str = "single-user",
+    database: str = "embedded PostgreSQL 16.2",
+    window: float = 5.0,
+    steps: Sequence[StepTime] = (),
+) -> DrillFigures:
+    """Return the figures of a 10 s drill in which nothing failed."""
+    operations = [_operation(n / 10, 0.01, failed=False) for n in range(100)]
+    services = [
+        service_figures(
+            name,
+            name,
+            operations,
+            calls=1,
+            change_at=None,
+            slice_seconds=0.25,
+            duration=10.0,
+        )
+        for name in ("baseline", "rotsafe")
+    ]
+    return DrillFigures(
+        database=database,
+        strategy=strategy,
+        window_seconds=window,
+        duration_seconds=10.0,
+        threads=4,
+        pool="queue",
+        recycle_seconds=1.0,
+        baseline="read-once",
+        change_step=_rig.CHANGE_STEP[strategy],
+        steps=list(steps),
+        slice_seconds=0.25,
+        services=services,
+        exit_status=0,
+    )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_title_fits_in_80_columns(strategy: str):
+    """The report's title is one line of 80 columns, as in a pipe or file."""
+    figures = _figures(strategy, "throwaway MariaDB 10.11.14", window=12.5)
+    output = io.StringIO()
+
+    Console(file=output, width=80).print(heading(figures))
+
+    assert output.getvalue().count("\n") == 1, output.getvalue()
