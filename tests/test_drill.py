@@ -35,7 +35,7 @@ from rotsafe._drill._figures import (
     service_figures,
     slice_for,
 )
-from rotsafe._drill._render import _legend, _markers, heading
+from rotsafe._drill._render import _legend, _markers, heading, notes
 from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
 from rotsafe.testing._moto import serves_region
@@ -626,3 +626,13 @@ def test_the_title_fits_in_80_columns(strategy: str):
     Console(file=output, width=80).print(heading(figures))
 
     assert output.getvalue().count("\n") == 1, output.getvalue()
+
+
+def test_the_rollback_notes_claim_no_new_password():
+    """A rollback's notes count recovery from restorePassword, which gives
+    the database its previous password, not a new one."""
+    text = " ".join(notes(_figures("rollback")).plain.split())
+    measured = "from restorePassword, when the database's password changed"
+
+    assert measured in text
+    assert "new password" not in text

@@ -241,10 +241,9 @@ def notes(figures: DrillFigures) -> Text:
         f"rotsafe:  {protected.description}.",
         f"Both run the same query on {figures.threads} threads (a "
         f"{PAUSE * 1000:g} ms pause after each), with {pooling}.",
-        f"Recovered: from {figures.change_step}, when the database started "
-        "to want the new password, to the end of the first success after "
-        "the last failure; 0 with no failure, never if failures lasted to "
-        "the end.",
+        f"Recovered: from {figures.change_step}, when the database's "
+        "password changed, to the end of the first success after the last "
+        "failure; 0 with no failure, never if failures lasted to the end.",
     ]
     if figures.strategy == "alternating-users":
         lines.append(
