@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from rotsafe._drill import _rig, _run
+from rotsafe._drill import _command, _rig, _run
 from rotsafe._drill._command import cli
 from rotsafe._drill._figures import (
     DrillFigures,
@@ -502,6 +502,50 @@ def test_interrupt_removes_servers_and_folders(
     assert "Traceback" not in rest
     assert not processes_using(scratch)
     assert list(scratch.iterdir()) == []
+
+
+def test_ctrl_c_while_the_command_loads_is_a_short_interruption():
+    """Ctrl-C while the drill's modules load exits 130 with the drill's
+    message and no traceback."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'rotsafe._drill._command':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['rotsafe', 'drill']\n"
+        "from rotsafe._cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == (
+        "rotsafe drill: interrupted; what it made has been removed\n"
+    )
+
+
+def test_ctrl_c_while_the_options_are_checked_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Ctrl-C before the drill starts anything exits 130, as later on."""
+
+    def interrupted(region: str) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_command, "serves_region", interrupted)
+
+    result = CliRunner().invoke(cli, ["drill"])
+
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.stderr
+    assert "starting" not in result.stderr
 
 
 def test_command_without_the_drill_extra_says_what_to_install():

@@ -28,6 +28,7 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from rotsafe._cli import EXIT_INTERRUPTED, INTERRUPTED
 from rotsafe._drill._existing import AdminURLError, family_of
 from rotsafe._drill._figures import StepTime
 from rotsafe._drill._plot import check_matplotlib, plot
@@ -39,7 +40,6 @@ from rotsafe.testing._moto import serves_region
 from rotsafe.testing._rotation import STRATEGIES
 
 EXIT_SETUP = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 _DATABASES = {"postgres": "postgresql", "mysql": "mysql"}
@@ -251,8 +251,6 @@ def drill(
     """
     err = Console(stderr=True)
     out = Console()
-    _check_database(context, database, admin_url)
-    _check_region(region, secrets_endpoint)
     options = DrillOptions(
         strategy=strategy,
         window=window,
@@ -271,6 +269,8 @@ def drill(
         previous=strategy == "rollback",
     )
     try:
+        _check_database(context, database, admin_url)
+        _check_region(region, secrets_endpoint)
         if plot_path is not None:
             check_matplotlib()
         with _interruptible(), _logging(err, verbose):
@@ -292,7 +292,7 @@ def drill(
         )
         context.exit(EXIT_SETUP)
     except KeyboardInterrupt as exc:
-        err.print("rotsafe drill: interrupted; what it made has been removed")
+        err.print(INTERRUPTED)
         terminated = isinstance(exc, Terminated)
         context.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     context.exit(status)
