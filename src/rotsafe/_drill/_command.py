@@ -50,7 +50,8 @@ _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 class Seconds(click.FloatRange):
     """A finite number of seconds within a range; NaN and infinity fail."""
 
-    name = "seconds"
+    # click's message for a value that is not a number ends with this name.
+    name = "number of seconds"
 
     def convert(
         self,
