@@ -24,9 +24,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
+from matplotlib import pyplot
+from matplotlib.text import Text
 from rich.console import Console
 
-from rotsafe._drill import _command, _rig, _run
+from rotsafe._drill import _command, _plot, _rig, _run
 from rotsafe._drill._command import cli
 from rotsafe._drill._figures import (
     DrillFigures,
@@ -682,3 +684,41 @@ def test_the_rollback_notes_claim_no_new_password():
 
     assert measured in text
     assert "new password" not in text
+
+
+def test_the_plot_names_every_step_apart_and_inside():
+    """Steps close together and one near the end are named above the plot,
+    no name overlapping another, a leader, the title or an edge."""
+    steps = [
+        StepTime("createSecret", 2.01),
+        StepTime("setSecret", 2.03),
+        StepTime("testSecret", 2.05),
+        StepTime("finishSecret", 2.55),
+        StepTime("createSecret", 3.56),
+        StepTime("setSecret", 3.58),
+        StepTime("testSecret", 3.6),
+        StepTime("finishSecret", 9.9),
+    ]
+    fig = _plot.draw(_figures("alternating-users", window=0.5, steps=steps))
+    try:
+        fig.draw_without_rendering()
+        axes = fig.axes[0]
+        plotted = axes.get_window_extent()
+        title = fig.texts[0].get_window_extent()
+        labels = sorted(axes.texts, key=lambda label: label.xy[0])
+        # The names alone, without the leaders down to their lines.
+        boxes = [Text.get_window_extent(label) for label in labels]
+        leaders = [axes.transData.transform(label.xy)[0] for label in labels]
+    finally:
+        pyplot.close(fig)
+
+    named = ", ".join(label.get_text() for label in labels).split(", ")
+    assert named == [step.name for step in steps]
+    for number, (box, leader) in enumerate(zip(boxes, leaders, strict=True)):
+        assert plotted.x0 <= box.x0
+        assert box.x1 <= plotted.x1
+        assert plotted.y1 < box.y0
+        assert not box.overlaps(title)
+        assert not any(box.overlaps(other) for other in boxes[number + 1 :])
+        below = [other for other in boxes if other.y1 < box.y0]
+        assert not any(other.x0 < leader < other.x1 for other in below)
