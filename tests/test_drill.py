@@ -7,6 +7,7 @@ a minute or two; the default run is measured by hand for the README.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -15,20 +16,32 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
+from matplotlib import pyplot
+from matplotlib.text import Text
+from rich.console import Console
 
-from rotsafe._drill import _rig, _run
+from rotsafe._drill import _command, _plot, _rig, _run
 from rotsafe._drill._command import cli
-from rotsafe._drill._figures import StepTime, recovery, slice_for
-from rotsafe._drill._render import _legend, _markers
+from rotsafe._drill._figures import (
+    DrillFigures,
+    StepTime,
+    recovery,
+    service_figures,
+    slice_for,
+)
+from rotsafe._drill._render import _legend, _markers, heading, notes
 from rotsafe._drill._services import EngineOptions, Service, baseline_service
 from rotsafe.testing import Operation, SecretsManagerServer
-from rotsafe.testing._rotation import new_password
+from rotsafe.testing._moto import serves_region
+from rotsafe.testing._rotation import STRATEGIES, new_password
 from rotsafe.testing._servers import MariaDBServer, PostgresServer
 from support import processes_using
 
@@ -360,18 +373,29 @@ def test_admin_url_of_another_database_is_a_usage_error():
         (["--window", "inf"], "finite"),
         (["--duration", "nan"], "finite"),
         (["--recycle", "nan"], "finite"),
+        (["--duration", "5s"], "'5s' is not a valid number of seconds."),
         (["--json", "/nonexistent/folder/out.json"], "does not exist"),
         (["--plot", "/nonexistent/folder/out.png"], "does not exist"),
         (["--secrets-endpoint", "not-a-url"], "https://"),
+        (["--region", ""], "'' is not a region name"),
+        (["--region", "us east"], "'us east' is not a region name"),
+        (
+            ["--region", "bogus-region-1"],
+            "'bogus-region-1' is not an AWS region the local Secrets Manager",
+        ),
     ],
     ids=[
         "window-nan",
         "window-inf",
         "duration-nan",
         "recycle-nan",
+        "duration-unit",
         "json-folder",
         "plot-folder",
         "endpoint",
+        "region-empty",
+        "region-spaces",
+        "region-unknown",
     ],
 )
 def test_bad_options_are_refused_before_anything_starts(
@@ -384,6 +408,42 @@ def test_bad_options_are_refused_before_anything_starts(
     assert complaint in result.output
     assert "starting" not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "region", ["eu-west-1", "cn-north-1", "us-gov-west-1", "bogus-region-1"]
+)
+def test_the_drill_accepts_the_regions_moto_serves(
+    rotsafe_secrets_manager: SecretsManagerServer, region: str
+):
+    """The drill takes a region for moto exactly when moto answers in it."""
+    client = rotsafe_secrets_manager.client(
+        region_name=region, config=Config(retries={"total_max_attempts": 1})
+    )
+    try:
+        client.list_secrets()
+    except ClientError:
+        answered = False
+    else:
+        answered = True
+
+    assert serves_region(region) == answered
+
+
+def test_help_names_every_exit_status():
+    """--help says what exit statuses 0, 1, 2, 130 and 143 mean."""
+    result = CliRunner().invoke(cli, ["drill", "--help"])
+
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for meaning in (
+        "Exit status 0 when",
+        "1 when it did",
+        "2 when an option is wrong",
+        "130 when interrupted with Ctrl-C",
+        "143 when terminated",
+    ):
+        assert meaning in text
 
 
 @pytest.fixture
@@ -446,6 +506,50 @@ def test_interrupt_removes_servers_and_folders(
     assert "Traceback" not in rest
     assert not processes_using(scratch)
     assert list(scratch.iterdir()) == []
+
+
+def test_ctrl_c_while_the_command_loads_is_a_short_interruption():
+    """Ctrl-C while the drill's modules load exits 130 with the drill's
+    message and no traceback."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'rotsafe._drill._command':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['rotsafe', 'drill']\n"
+        "from rotsafe._cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == (
+        "rotsafe drill: interrupted; what it made has been removed\n"
+    )
+
+
+def test_ctrl_c_while_the_options_are_checked_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Ctrl-C before the drill starts anything exits 130, as later on."""
+
+    def interrupted(region: str) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_command, "serves_region", interrupted)
+
+    result = CliRunner().invoke(cli, ["drill"])
+
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.stderr
+    assert "starting" not in result.stderr
 
 
 def test_command_without_the_drill_extra_says_what_to_install():
@@ -522,3 +626,99 @@ def test_the_legend_says_where_a_hidden_step_is():
         "S = setSecret at 2.05 s (in the column marked F)"
     )
     assert legend[3].endswith("F = finishSecret at 2.12 s")
+
+
+def _figures(
+    strategy: str = "single-user",
+    database: str = "embedded PostgreSQL 16.2",
+    window: float = 5.0,
+    steps: Sequence[StepTime] = (),
+) -> DrillFigures:
+    """Return the figures of a 10 s drill in which nothing failed."""
+    operations = [_operation(n / 10, 0.01, failed=False) for n in range(100)]
+    services = [
+        service_figures(
+            name,
+            name,
+            operations,
+            calls=1,
+            change_at=None,
+            slice_seconds=0.25,
+            duration=10.0,
+        )
+        for name in ("baseline", "rotsafe")
+    ]
+    return DrillFigures(
+        database=database,
+        strategy=strategy,
+        window_seconds=window,
+        duration_seconds=10.0,
+        threads=4,
+        pool="queue",
+        recycle_seconds=1.0,
+        baseline="read-once",
+        change_step=_rig.CHANGE_STEP[strategy],
+        steps=list(steps),
+        slice_seconds=0.25,
+        services=services,
+        exit_status=0,
+    )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_title_fits_in_80_columns(strategy: str):
+    """The report's title is one line of 80 columns, as in a pipe or file."""
+    figures = _figures(strategy, "throwaway MariaDB 10.11.14", window=12.5)
+    output = io.StringIO()
+
+    Console(file=output, width=80).print(heading(figures))
+
+    assert output.getvalue().count("\n") == 1, output.getvalue()
+
+
+def test_the_rollback_notes_claim_no_new_password():
+    """A rollback's notes count recovery from restorePassword, which gives
+    the database its previous password, not a new one."""
+    text = " ".join(notes(_figures("rollback")).plain.split())
+    measured = "from restorePassword, when the database's password changed"
+
+    assert measured in text
+    assert "new password" not in text
+
+
+def test_the_plot_names_every_step_apart_and_inside():
+    """Steps close together and one near the end are named above the plot,
+    no name overlapping another, a leader, the title or an edge."""
+    steps = [
+        StepTime("createSecret", 2.01),
+        StepTime("setSecret", 2.03),
+        StepTime("testSecret", 2.05),
+        StepTime("finishSecret", 2.55),
+        StepTime("createSecret", 3.56),
+        StepTime("setSecret", 3.58),
+        StepTime("testSecret", 3.6),
+        StepTime("finishSecret", 9.9),
+    ]
+    fig = _plot.draw(_figures("alternating-users", window=0.5, steps=steps))
+    try:
+        fig.draw_without_rendering()
+        axes = fig.axes[0]
+        plotted = axes.get_window_extent()
+        title = fig.texts[0].get_window_extent()
+        labels = sorted(axes.texts, key=lambda label: label.xy[0])
+        # The names alone, without the leaders down to their lines.
+        boxes = [Text.get_window_extent(label) for label in labels]
+        leaders = [axes.transData.transform(label.xy)[0] for label in labels]
+    finally:
+        pyplot.close(fig)
+
+    named = ", ".join(label.get_text() for label in labels).split(", ")
+    assert named == [step.name for step in steps]
+    for number, (box, leader) in enumerate(zip(boxes, leaders, strict=True)):
+        assert plotted.x0 <= box.x0
+        assert box.x1 <= plotted.x1
+        assert plotted.y1 < box.y0
+        assert not box.overlaps(title)
+        assert not any(box.overlaps(other) for other in boxes[number + 1 :])
+        below = [other for other in boxes if other.y1 < box.y0]
+        assert not any(other.x0 < leader < other.x1 for other in below)

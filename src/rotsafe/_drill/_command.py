@@ -1,9 +1,10 @@
 """``rotsafe drill``: options, output and exit status of the live drill.
 
 Exit status: 0 when rotsafe's service saw no failed operation, 1 when it
-did, 2 when the drill could not set up or write its output, 130 when
-interrupted with Ctrl-C and 143 when terminated (SIGTERM). The report
-goes to standard output; progress and setup messages to standard error.
+did, 2 when an option is wrong or the drill could not set up or write its
+output, 130 when interrupted with Ctrl-C and 143 when terminated
+(SIGTERM). The report goes to standard output; progress and setup
+messages to standard error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import urllib.parse
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from rotsafe._cli import EXIT_INTERRUPTED, INTERRUPTED
 from rotsafe._drill._existing import AdminURLError, family_of
 from rotsafe._drill._figures import StepTime
 from rotsafe._drill._plot import check_matplotlib, plot
@@ -33,19 +36,22 @@ from rotsafe._drill._render import LiveView, describe_step, report
 from rotsafe._drill._rig import Rig, RigOptions, SetupError
 from rotsafe._drill._run import DrillOptions, Progress, run
 from rotsafe._drill._services import BASELINES, POOLS
+from rotsafe.testing._moto import serves_region
 from rotsafe.testing._rotation import STRATEGIES
 
 EXIT_SETUP = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 _DATABASES = {"postgres": "postgresql", "mysql": "mysql"}
+# As AWS names its regions: lowercase words and numbers joined by hyphens.
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class Seconds(click.FloatRange):
     """A finite number of seconds within a range; NaN and infinity fail."""
 
-    name = "seconds"
+    # click's message for a value that is not a number ends with this name.
+    name = "number of seconds"
 
     def convert(
         self,
@@ -74,6 +80,14 @@ def _endpoint(
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         msg = f"{value!r} is not an http:// or https:// URL with a host"
+        raise click.BadParameter(msg)
+    return value
+
+
+def _region(context: click.Context, param: click.Parameter, value: str) -> str:
+    """Accept a name shaped like an AWS region's, such as eu-west-1."""
+    if not _REGION.fullmatch(value):
+        msg = f"{value!r} is not a region name such as eu-west-1"
         raise click.BadParameter(msg)
     return value
 
@@ -182,6 +196,7 @@ def cli() -> None:
     "--region",
     default="us-east-1",
     show_default=True,
+    callback=_region,
     help="The region of the Secrets Manager clients.",
 )
 @click.option(
@@ -231,11 +246,12 @@ def drill(
     using rotsafe run the same queries against one database and secret
     while the secret is rotated. The figures of both are shown side by
     side. Exit status 0 when the rotsafe service saw no failed operation,
-    1 when it did, 2 when the drill could not set up or write its output.
+    1 when it did, 2 when an option is wrong or the drill could not set up
+    or write its output, 130 when interrupted with Ctrl-C, 143 when
+    terminated (SIGTERM).
     """
     err = Console(stderr=True)
     out = Console()
-    _check_database(context, database, admin_url)
     options = DrillOptions(
         strategy=strategy,
         window=window,
@@ -254,6 +270,8 @@ def drill(
         previous=strategy == "rollback",
     )
     try:
+        _check_database(context, database, admin_url)
+        _check_region(region, secrets_endpoint)
         if plot_path is not None:
             check_matplotlib()
         with _interruptible(), _logging(err, verbose):
@@ -275,7 +293,7 @@ def drill(
         )
         context.exit(EXIT_SETUP)
     except KeyboardInterrupt as exc:
-        err.print("rotsafe drill: interrupted; what it made has been removed")
+        err.print(INTERRUPTED)
         terminated = isinstance(exc, Terminated)
         context.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     context.exit(status)
@@ -344,6 +362,20 @@ def _check_database(
     ):
         msg = f"--database {database} contradicts a {family} admin URL"
         raise click.UsageError(msg)
+
+
+def _check_region(region: str, secrets_endpoint: str | None) -> None:
+    """Refuse a region the local Secrets Manager (moto) does not serve.
+
+    An endpoint given with --secrets-endpoint judges its own regions.
+    """
+    if secrets_endpoint is None and not serves_region(region):
+        msg = (
+            f"{region!r} is not an AWS region the local Secrets Manager "
+            "(moto) serves; give one such as us-east-1, or a "
+            "--secrets-endpoint that serves it"
+        )
+        raise click.BadParameter(msg, param_hint="'--region'")
 
 
 def _printer(err: Console) -> Any:

@@ -77,8 +77,8 @@ class DrillFigures:
         pool: ``"queue"`` or ``"null"``.
         recycle_seconds: How long a pooled connection lived, for ``queue``.
         baseline: ``"read-once"`` or ``"reread-current"``.
-        change_step: The step after which the database wanted the new
-            password; recovery is measured from it.
+        change_step: The step that changed the database's password;
+            recovery is measured from it.
         steps: The rotation's steps.
         slice_seconds: The width of one timeline slice.
         services: The baseline's figures, then rotsafe's.

@@ -62,7 +62,7 @@ class LiveView:
         options = progress.options
         heading = Text.assemble(
             ("rotsafe drill ", "bold"),
-            f"· {options.strategy} rotation · window {options.window:g} s",
+            f"· {options.strategy} · window {options.window:g} s",
         )
         if progress.started_at is None or progress.ends_at is None:
             return Group(heading, Text("setting up the services…"))
@@ -111,11 +111,17 @@ def report(figures: DrillFigures) -> Group:
 
 
 def heading(figures: DrillFigures) -> Text:
-    """Return the report's first line: what was drilled, on what."""
+    """Return the report's first line: what was drilled, on what.
+
+    With any strategy, a window of a few digits and a database the drill
+    started, it fits in 80 columns. The database comes last, so a longer
+    line (an existing server's address) breaks inside its description,
+    not between a number and its unit.
+    """
     return Text.assemble(
         ("rotsafe drill", "bold"),
-        f" · {figures.strategy} rotation · {figures.database} · "
-        f"window {figures.window_seconds:g} s",
+        f" · {figures.strategy} · window {figures.window_seconds:g} s · "
+        f"{figures.database}",
     )
 
 
@@ -235,10 +241,9 @@ def notes(figures: DrillFigures) -> Text:
         f"rotsafe:  {protected.description}.",
         f"Both run the same query on {figures.threads} threads (a "
         f"{PAUSE * 1000:g} ms pause after each), with {pooling}.",
-        f"Recovered: from {figures.change_step}, when the database started "
-        "to want the new password, to the end of the first success after "
-        "the last failure; 0 with no failure, never if failures lasted to "
-        "the end.",
+        f"Recovered: from {figures.change_step}, when the database's "
+        "password changed, to the end of the first success after the last "
+        "failure; 0 with no failure, never if failures lasted to the end.",
     ]
     if figures.strategy == "alternating-users":
         lines.append(

@@ -30,8 +30,8 @@ logger = logging.getLogger("rotsafe.drill")
 TABLE = "rotsafe_drill"
 ROWS = 100
 
-# The step of each strategy after which the database wants a new password
-# (its last, when the drill rotates twice).
+# The step of each strategy that changes the database's password (its
+# last, when the drill rotates twice); a rollback changes it back.
 CHANGE_STEP = {
     "single-user": "setSecret",
     "alternating-users": "setSecret",

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import boto3
 import botocore.session
 from moto.server import ThreadedMotoServer
+from moto.settings import allow_unknown_region
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,28 @@ _ISOLATED_SESSION_VARIABLES = {
     "config_file": (None, None, os.devnull, None),
     "credentials_file": (None, None, os.devnull, None),
 }
+
+
+def serves_region(region: str) -> bool:
+    """Whether moto answers Secrets Manager calls made for ``region``.
+
+    moto serves the regions botocore lists for Secrets Manager, in every
+    partition (any region with ``MOTO_ALLOW_NONEXISTENT_REGION=true``); to
+    calls for another it answers HTTP 500 with an error page.
+    """
+    if allow_unknown_region():
+        return True
+
+    session = botocore.session.Session(
+        session_vars=_ISOLATED_SESSION_VARIABLES
+    )
+    return any(
+        region
+        in session.get_available_regions(
+            "secretsmanager", partition_name=partition
+        )
+        for partition in session.get_available_partitions()
+    )
 
 
 class SecretsManagerServer:
