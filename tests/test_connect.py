@@ -92,28 +92,15 @@ def test_emergency_rollback_loses_no_operation(rotation):
     assert result.failed == 0, describe(result)
 
 
-def test_two_rotations_back_to_back_lose_no_operation(rotation):
-    """A rotation right after another is found as fast as the first."""
+@pytest.mark.parametrize("then", ["single-user", "rollback"])
+def test_a_rotation_right_after_another_loses_no_operation(rotation, then):
+    """A rotation, or a rollback, straight after another: found as fast."""
     connect = rotsafe.creator(rotation.secret())
 
     with rotation.load(lambda: select_one(connect)) as load:
         load.wait_for(40)
         rotation.rotate("single-user", window=0.3)
-        rotation.rotate("single-user", window=2)
-        load.wait_for(load.result.count + 40)
-
-    assert_unnoticed(load.result, rotation.calls)
-
-
-def test_a_rollback_right_after_a_rotation_loses_no_operation(rotation):
-    """Rolled back straight after a rotation: no failure, no long wait."""
-    connect = rotsafe.creator(rotation.secret())
-    select_one(connect)
-
-    with rotation.load(lambda: select_one(connect)) as load:
-        load.wait_for(40)
-        rotation.rotate("single-user", window=0)
-        rotation.rotate("rollback", window=2)
+        rotation.rotate(then, window=2)
         load.wait_for(load.result.count + 40)
 
     assert_unnoticed(load.result, rotation.calls)

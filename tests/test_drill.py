@@ -522,12 +522,7 @@ def test_ctrl_c_while_the_command_loads_is_a_short_interruption():
         "from rotsafe._cli import main\n"
         "main()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _python(code)
 
     assert done.returncode == 130, done.stderr
     assert done.stderr == (
@@ -561,15 +556,20 @@ def test_command_without_the_drill_extra_says_what_to_install():
         "from rotsafe._cli import main\n"
         "main()\n"
     )
-    done = subprocess.run(
+    done = _python(code)
+
+    assert done.returncode == 2
+    assert "pip install 'rotsafe[drill]'" in done.stderr
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter; return what it did."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=False,
     )
-
-    assert done.returncode == 2
-    assert "pip install 'rotsafe[drill]'" in done.stderr
 
 
 def _operation(started: float, seconds: float, failed: bool) -> Operation:
