@@ -106,6 +106,22 @@ def test_a_rotation_right_after_another_loses_no_operation(rotation, then):
     assert_unnoticed(load.result, rotation.calls)
 
 
+def test_out_of_band_after_other_rotations_is_found_soon(rotation):
+    """Threads that waited out earlier rounds still poll AWSCURRENT often."""
+    connect = rotsafe.creator(rotation.secret())
+
+    with rotation.load(lambda: select_one(connect), threads=6) as load:
+        load.wait_for(40)
+        for strategy in ("single-user", "rollback", "out-of-band"):
+            rotation.rotate(strategy, window=0.5)
+        load.wait_for(load.result.count + 40)
+
+    assert load.result.failed == 0, describe(load.result)
+    # Out of band, nothing holds the password until AWSCURRENT moves; then
+    # it is found within a poll or two.
+    assert load.result.slowest < 5
+
+
 def test_a_password_changed_by_hand_and_back_loses_no_operation(rotation):
     """Threads refused a login that then works again all carry on with it."""
     secret = rotation.secret()

@@ -567,12 +567,13 @@ class _Fallback(Generic[T]):
         the working stage meanwhile. ``AWSCURRENT`` is read every round
         (rate-limited by the secret). ``AWSPENDING`` and ``AWSPREVIOUS`` are
         read until a read succeeds, and again whenever ``AWSCURRENT`` moves:
-        outside a new rotation they change only with it. In the first round,
-        a read any thread made since the database first refused this login
-        is recent enough, and one made before is not: the database had
-        changed in between.
+        outside a new rotation they change only with it. In the round right
+        after the refusal, a read any thread made since the database first
+        refused this login is recent enough, and one made before is not:
+        the database had changed in between. In later rounds, a read is
+        recent within the secret's ``min_refresh_interval``.
         """
-        since = self.refused_at if self.probes == 1 else None
+        since = self.refused_at if self.rounds == 1 else None
         yield self._read(None)[0]
 
         current = self._read(AWSCURRENT, since)[0]
