@@ -14,7 +14,7 @@ import pymysql
 import pytest
 
 import rotsafe
-from rotsafe.testing import ManualClock, MemorySource
+from rotsafe.testing import ManualClock, MemorySource, no_waits
 
 SECRET = {
     "engine": "mysql",
@@ -42,6 +42,13 @@ class FakeDatabase:
                 "(using password: YES)",
             )
         return f"connection as {credentials.username}"
+
+    def connect_once(self, credentials: rotsafe.Credentials, then: str) -> str:
+        """Log in, and whatever happens take ``then`` as the password."""
+        try:
+            return self.connect(credentials)
+        finally:
+            self.password = then
 
 
 @pytest.fixture
@@ -274,14 +281,45 @@ def test_a_second_rotation_right_after_the_first_is_found(
     assert len(database.attempts) - attempts <= 3
 
 
+def test_a_login_refused_now_and_then_costs_few_reads(source, clock):
+    """Refusals that keep coming are answered with a read an interval."""
+    secret = rotsafe.RotatingSecret(
+        "prod/app/db",
+        source=source,
+        clock=clock,
+        sleep=clock.sleep,
+        refresh_in_background=False,
+    )
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    started = clock()
+    source.calls.clear()
+
+    for attempt in range(200):
+        # A replica lagging a password change refuses one login in three.
+        database.password = "pw-lagging" if attempt % 3 == 0 else "pw-v1"
+        assert rotsafe.connect_with(
+            secret, lambda c: database.connect_once(c, then="pw-v1")
+        )
+        clock.advance(0.1)
+
+    elapsed = clock() - started
+    # Each stage is read at most twice per 4 s, its longest interval.
+    assert len(source.calls) <= 3 * (2 * elapsed / 4 + 2)
+
+
 def test_a_slow_secrets_manager_cannot_hold_a_caller_past_the_deadline(
     source, clock
 ):
-    """Past the deadline no stage is read, however slow each read is."""
+    """After the first round, no stage is read past the deadline."""
 
     class Slow:
+        """Each read takes 1.5 s, and AWSCURRENT moves at every one."""
+
         def get(self, secret_id: str, stage: str) -> rotsafe.SecretVersion:
             clock.advance(1.5)
+            if stage == "AWSCURRENT":
+                source.put({**SECRET, "password": f"pw-at-{clock()}"})
             return source.get(secret_id, stage)
 
     secret = rotsafe.RotatingSecret(
@@ -296,10 +334,22 @@ def test_a_slow_secrets_manager_cannot_hold_a_caller_past_the_deadline(
     secret.credentials()
     started = clock()
 
-    with pytest.raises(rotsafe.CredentialsRejected):
-        rotsafe.connect_with(secret, database.connect, deadline=2)
+    # Every round reads all three stages: 4.5 s. The third starts at 9 s.
+    with no_waits(), pytest.raises(rotsafe.CredentialsRejected):
+        rotsafe.connect_with(secret, database.connect, deadline=10)
 
-    assert clock() - started <= 2 + 1.5, "at most the read in progress"
+    assert clock() - started <= 10 + 1.5, "the read under way, no more"
+
+
+def test_a_zero_deadline_still_tries_every_stage_once(secret, source, clock):
+    """With no time to wait, the first round still looks at every stage."""
+    database = FakeDatabase("pw-v1")
+    secret.credentials()
+    start_rotation(source, database)
+    clock.advance(2)
+
+    assert rotsafe.connect_with(secret, database.connect, deadline=0)
+    assert database.attempts == ["pw-v1", "pw-v2"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

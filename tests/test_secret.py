@@ -481,6 +481,30 @@ def test_a_forced_read_never_takes_the_caches_answer(clock):
     assert direct.calls == ["AWSCURRENT"], "a direct read answers it"
 
 
+def test_a_forced_read_waiting_behind_a_cache_read_still_asks(clock):
+    """A refresh that waited while the SecretCache was read asks AWS."""
+    cache = HeldCache(value("pw-v1"))
+    direct = MemorySource(value("pw-v2"))
+    secret = make(direct, clock, cache=cache, ttl=10)
+    secret.credentials()
+    clock.advance(11)
+
+    cache.hold()
+    expiry = threading.Thread(target=secret.credentials)
+    expiry.start()
+    assert cache.entered.wait(timeout=10)
+    forced: list[rotsafe.Credentials] = []
+    refresh = threading.Thread(target=lambda: forced.append(secret.refresh()))
+    refresh.start()
+    wait_until_waiting_in([refresh], "_read_stage", 1)
+    cache.release()
+    for thread in (expiry, refresh):
+        thread.join(timeout=10)
+
+    assert [each.password for each in forced] == ["pw-v2"]
+    assert direct.calls == ["AWSCURRENT"]
+
+
 def test_repr_hides_the_password(source, clock):
     """Neither the secret nor its credentials show the password."""
     source.put(value("sentinel-7f3a"))
@@ -603,6 +627,31 @@ class SlowSource(MemorySource):
         self.entered.set()
         self._gate.wait(timeout=10)
         return super().get(secret_id, stage)
+
+
+class HeldCache:
+    """A SecretCache whose reads can be held until released."""
+
+    def __init__(self, value: dict[str, object]) -> None:
+        self.value = json.dumps(value)
+        self.entered = threading.Event()
+        self._gate = threading.Event()
+        self._gate.set()
+
+    def hold(self) -> None:
+        self._gate.clear()
+        self.entered.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def get_secret_string(self, secret_id, version_stage=None):
+        self.entered.set()
+        self._gate.wait(timeout=10)
+        return self.value
+
+    def get_secret_binary(self, secret_id, version_stage=None):
+        return None
 
 
 class StringCache:

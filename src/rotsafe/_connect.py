@@ -508,7 +508,7 @@ class _Fallback(Generic[T]):
         have taken it back. After a round that failed, it is tried only if
         it is another login.
         """
-        served = self._read(None)[0]
+        served = self._served()
         if served is None or (not connected and served.same_login(self.first)):
             raise _AllRefused
         return self._try([served], tried_now=[])
@@ -566,15 +566,15 @@ class _Fallback(Generic[T]):
         what the secret serves now, free: another connection may have found
         the working stage meanwhile. ``AWSCURRENT`` is read every round
         (rate-limited by the secret). ``AWSPENDING`` and ``AWSPREVIOUS`` are
-        read until a read succeeds, and again whenever ``AWSCURRENT`` moves:
-        outside a new rotation they change only with it. In the round right
-        after the refusal, a read any thread made since the database first
-        refused this login is recent enough, and one made before is not:
-        the database had changed in between. In later rounds, a read is
-        recent within the secret's ``min_refresh_interval``.
+        read until a read made since the refusal is seen, and again
+        whenever ``AWSCURRENT`` moves: outside a new rotation they change
+        only with it. In the round right after the refusal, a read any
+        thread made since the database first refused this login is recent
+        enough; in later rounds, one within the secret's
+        ``min_refresh_interval``.
         """
         since = self.refused_at if self.rounds == 1 else None
-        yield self._read(None)[0]
+        yield self._served()
 
         current = self._read(AWSCURRENT, since)[0]
         if current is not None:
@@ -587,38 +587,51 @@ class _Fallback(Generic[T]):
 
         for stage in (AWSPENDING, AWSPREVIOUS):
             if stage in self.unread:
-                found, ok = self._read(stage, since)
-                if ok:
-                    self.unread.discard(stage)
+                found, read_at = self._read(stage, since)
+                if read_at is not None:
                     self.others[stage] = found
+                    if read_at >= self.refused_at:
+                        self.unread.discard(stage)
             yield self.others.get(stage)
 
+    def _served(self) -> Credentials | None:
+        """What the secret serves now, or ``None`` if it cannot say."""
+        try:
+            return self.io.call(self.secret.credentials)
+        except RotsafeError as exc:
+            self._could_not_read("the served credentials", exc)
+            return None
+
     def _read(
-        self, stage: str | None, since: float | None = None
-    ) -> tuple[Credentials | None, bool]:
-        """Read a stage, or with ``None`` what the secret serves now.
+        self, stage: str, since: float | None
+    ) -> tuple[Credentials | None, float | None]:
+        """Read a stage as :meth:`RotatingSecret.stage` does.
 
         Returns the credentials (``None`` when no version carries the
-        stage) and whether the read succeeded. Past the deadline no stage
-        is read: a slow Secrets Manager must not hold the caller beyond it
-        by more than the read in progress.
+        stage) and when the read behind them started; both are ``None``
+        when nothing could be read. After the first round, nothing is
+        read past the deadline: a slow Secrets Manager must not hold the
+        caller beyond it by more than the read in progress.
         """
+        if self.rounds > 1 and self.until.remaining() <= 0:
+            return None, None
         try:
-            if stage is None:
-                return self.io.call(self.secret.credentials), True
-            if self.until.remaining() <= 0:
-                return None, False
-            found = self.io.call(self.secret.stage, stage, since=since)
-            return found, True
-        except RotsafeError as exc:
-            self.source_error = str(exc)
-            logger.warning(
-                "secret %s: could not read %s during fallback: %s",
-                self.secret.secret_id,
-                stage or "the served credentials",
-                exc,
+            found, read_at = self.io.call(
+                self.secret._stage_as_read, stage, since
             )
-            return None, False
+        except RotsafeError as exc:
+            self._could_not_read(stage, exc)
+            return None, None
+        return found, read_at
+
+    def _could_not_read(self, what: str, exc: RotsafeError) -> None:
+        self.source_error = str(exc)
+        logger.warning(
+            "secret %s: could not read %s during fallback: %s",
+            self.secret.secret_id,
+            what,
+            exc,
+        )
 
     def _remember(self, candidate: Credentials) -> None:
         if not any(candidate.same_login(done) for done in self.tried):

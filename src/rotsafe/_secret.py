@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import logging
+import math
 import os
 import random
 import threading
@@ -110,6 +111,8 @@ class _Stage:
         self.lock = threading.Lock()
         self.read: _Read | None = None
         self.attempts = 0
+        # When a read within the interval was last made for a ``since``.
+        self.cut_short_at = -math.inf
         self.failures = 0
         self.retry_at = 0.0
         self.error: RotsafeError | None = None
@@ -327,7 +330,21 @@ class RotatingSecret:
             SecretFormatError: The stage's value is malformed and nothing is
                 cached for it.
         """
-        return self._read_stage(stage, self._source, since)
+        read = self._read_stage(stage, self._source, since)
+        return read.credentials if read else None
+
+    def _stage_as_read(
+        self, stage: str, since: float | None
+    ) -> tuple[Credentials | None, float]:
+        """Do what :meth:`stage` does; say too when the answer was read.
+
+        Returns the credentials and when the read behind them started, on
+        :attr:`clock`. Raises as :meth:`stage` does.
+        """
+        read = self._read_stage(stage, self._source, since)
+        if read is None:
+            return None, -math.inf
+        return read.credentials, read.at
 
     def on_rotation(self, callback: RotationCallback) -> RotationCallback:
         """Call ``callback`` each time ``AWSCURRENT`` is seen to move.
@@ -507,31 +524,44 @@ class RotatingSecret:
 
     def _read_stage(
         self, stage: str, source: SecretSource, since: float | None = None
-    ) -> Credentials | None:
-        """Read a stage once for every caller waiting, within rate limits."""
+    ) -> _Read | None:
+        """Read a stage once for every caller waiting, within rate limits.
+
+        The last read answers this one if it came through ``source`` or
+        straight from Secrets Manager, and it started at ``since`` or later,
+        or it is within its interval (or finished while this caller
+        waited). One older than ``since`` is read again even then, but once
+        an interval at most: a refusal finds a change at once, and refusals
+        that keep coming cost one read an interval.
+        """
         state = self._stage_state(stage)
         attempt = state.attempts
         rotation = None
         with state.lock:
             now = self.clock()
             read = state.read
-            shared = state.attempts != attempt
-            recent = (
-                read is not None
-                and (read.direct or source is not self._source)
-                and (
-                    read.at >= since
-                    if since is not None
-                    else now < read.at + read.interval
-                )
-            )
-            if not (shared or recent or now < state.retry_at):
+            fresh = stale_for_since = False
+            if read is not None and (
+                read.direct or source is not self._source
+            ):
+                if since is not None and read.at >= since:
+                    fresh = True
+                elif (
+                    state.attempts != attempt or now < read.at + read.interval
+                ):
+                    stale_for_since = since is not None and (
+                        now >= state.cut_short_at + read.interval
+                    )
+                    fresh = not stale_for_since
+            if not (fresh or now < state.retry_at):
+                if stale_for_since:
+                    state.cut_short_at = now
                 rotation = self._read_locked(stage, state, source)
             elif state.read is None and state.error is not None:
                 raise copy.copy(state.error) from state.error.__cause__
             read = state.read
         self._notify(rotation)
-        return read.credentials if read else None
+        return read
 
     def _read_locked(
         self, stage: str, state: _Stage, source: SecretSource
