@@ -148,6 +148,43 @@ def locals_of(exc: BaseException) -> str:
     return "\n".join(found)
 
 
+def attributes_of(exc: BaseException) -> str:
+    """The repr of every attribute an error and its chain hold, and theirs.
+
+    What an error reporter that records exception attributes would send:
+    each error's attributes, and the public attributes of those (psycopg's
+    ``exc.pgconn.password`` is one such).
+    """
+    found = []
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        for name, value in _attributes(error, private=True):
+            found.append(f"{name}={value!r}")
+            if not isinstance(value, (str, bytes, int, float, type(None))):
+                found += [
+                    f"{name}.{inner}={each!r}"
+                    for inner, each in _attributes(value, private=False)
+                ]
+        pending += [error.__cause__, error.__context__]
+    return "\n".join(found)
+
+
+def _attributes(thing: object, *, private: bool) -> list[tuple[str, object]]:
+    found = []
+    for name in dir(thing):
+        if name.startswith("__") or (name.startswith("_") and not private):
+            continue
+        value = getattr(thing, name, None)
+        if not callable(value):
+            found.append((name, value))
+    return found
+
+
 def describe(result: LoadResult) -> str:
     """The first few failures of a load, one a line, for an assertion."""
     return "\n".join(each.error or "" for each in result.failures[:5])

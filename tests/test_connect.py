@@ -16,7 +16,7 @@ import pytest
 import rotsafe
 from rotsafe.testing import ManualClock
 from rotsafe.testing._moto import SecretsManagerServer
-from support import assert_unnoticed, describe, locals_of
+from support import assert_unnoticed, attributes_of, describe, locals_of
 
 SENTINEL = "sentinel-Pw-4c1d9e"
 
@@ -163,9 +163,32 @@ def test_a_password_no_stage_holds_is_rejected_in_time(rotation):
     assert "AWSCURRENT" in shown
     held = locals_of(caught.value)
     assert "refused" in held, "the frames were walked"
-    for text in (shown, held):
+    attributes = attributes_of(caught.value)
+    assert "secret_id=" in attributes, "the attributes were walked"
+    for text in (shown, held, attributes):
         assert SENTINEL not in text
         assert secret.credentials().password not in text
+
+
+def test_refusals_that_keep_coming_cost_a_read_an_interval(rotation):
+    """A login refused again and again reads each stage once an interval."""
+    clock = ManualClock()
+    secret = rotation.secret(clock=clock, sleep=clock.sleep)
+    connect = rotsafe.creator(secret, deadline=0)
+    select_one(connect)
+    rotation.server.set_password(rotation.username, SENTINEL)
+    before = rotation.calls
+    started = clock()
+
+    for _ in range(300):
+        with pytest.raises(rotsafe.CredentialsRejected):
+            select_one(connect)
+        clock.advance(0.1)
+
+    elapsed = clock() - started
+    # Each of three stages once per 4 s, its longest interval, after the
+    # 1 s and 2 s intervals it starts with.
+    assert rotation.calls - before <= 3 * (elapsed / 4 + 3)
 
 
 def test_sixty_four_threads_refused_together_share_two_calls(rotation):

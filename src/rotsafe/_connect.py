@@ -87,7 +87,8 @@ def connect_with(
     ``AWSPENDING`` and ``AWSPREVIOUS`` are tried; if none works, rounds
     repeat with exponential backoff and jitter until ``deadline``. A stage
     that works is served by the secret until ``AWSCURRENT`` moves. The
-    caller's thread blocks for the rounds, at most about ``deadline``.
+    caller's thread blocks for the rounds, at most about ``deadline``; the
+    first round reads every stage however short it is.
 
     Args:
         secret: The secret to take credentials from.
@@ -284,7 +285,7 @@ def fall_back(
             secrets_manager_error=fallback.source_error,
         )
         logger.error("%s", error)
-        raise error from _without_frames(fallback.refused)
+        raise error from _scrubbed(fallback.refused)
 
 
 class _BaseConnector:
@@ -609,19 +610,26 @@ class _Fallback(Generic[T]):
 
         Returns the credentials (``None`` when no version carries the
         stage) and when the read behind them started; both are ``None``
-        when nothing could be read. After the first round, nothing is
-        read past the deadline: a slow Secrets Manager must not hold the
-        caller beyond it by more than the read in progress.
+        when nothing could be read. Past the deadline, a stage is read only
+        in the first round, which looks at every stage however short the
+        deadline, and only until a read fails: an unreachable Secrets
+        Manager holds the caller beyond the deadline by the read in
+        progress at most.
         """
-        if self.rounds > 1 and self.until.remaining() <= 0:
+        if self.until.remaining() <= 0 and (
+            self.rounds > 1 or self.source_error is not None
+        ):
             return None, None
         try:
-            found, read_at = self.io.call(
+            found, read_at, error = self.io.call(
                 self.secret._stage_as_read, stage, since
             )
         except RotsafeError as exc:
             self._could_not_read(stage, exc)
             return None, None
+        if error is not None:
+            # The secret served its cache and logged the failure itself.
+            self.source_error = str(error)
         return found, read_at
 
     def _could_not_read(self, what: str, exc: RotsafeError) -> None:
@@ -647,15 +655,17 @@ def _reraise_unless_auth(secret: RotatingSecret, exc: Exception) -> None:
     if advice is not None:
         raise ConnectionSetupError(
             secret.secret_id, kind, advice
-        ) from _without_frames(exc)
+        ) from _scrubbed(exc)
     raise exc
 
 
-def _without_frames(exc: BaseException) -> BaseException:
-    """Drop the tracebacks of a driver error rotsafe chains to its own.
+def _scrubbed(exc: BaseException) -> BaseException:
+    """Take the login out of a driver error rotsafe chains to its own.
 
-    The driver's frames hold the login in their locals, which error
-    reporters record; its message and type say what the database answered.
+    The driver's frames hold the login in their locals, and psycopg keeps
+    the failed connection, password included, on the error; error
+    reporters record both. The message and type say what the database
+    answered, and stay.
     """
     pending: list[BaseException | None] = [exc]
     seen: set[int] = set()
@@ -665,5 +675,11 @@ def _without_frames(exc: BaseException) -> BaseException:
             continue
         seen.add(id(each))
         each.__traceback__ = None
+        if getattr(each, "_pgconn", None) is not None:
+            # psycopg offers no public way to let go of it.
+            each._pgconn = None  # type: ignore[attr-defined]
         pending += [each.__cause__, each.__context__]
+        orig = getattr(each, "orig", None)
+        if isinstance(orig, BaseException):
+            pending.append(orig)
     return exc

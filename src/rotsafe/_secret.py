@@ -111,8 +111,8 @@ class _Stage:
         self.lock = threading.Lock()
         self.read: _Read | None = None
         self.attempts = 0
-        # When a read within the interval was last made for a ``since``.
-        self.cut_short_at = -math.inf
+        # When a read made for a ``since`` last found nothing new.
+        self.fruitless_at = -math.inf
         self.failures = 0
         self.retry_at = 0.0
         self.error: RotsafeError | None = None
@@ -335,16 +335,19 @@ class RotatingSecret:
 
     def _stage_as_read(
         self, stage: str, since: float | None
-    ) -> tuple[Credentials | None, float]:
-        """Do what :meth:`stage` does; say too when the answer was read.
+    ) -> tuple[Credentials | None, float, RotsafeError | None]:
+        """Do what :meth:`stage` does; say too how the answer was read.
 
-        Returns the credentials and when the read behind them started, on
-        :attr:`clock`. Raises as :meth:`stage` does.
+        Returns the credentials, when the read behind them started (on
+        :attr:`clock`), and the error of the stage's last read if it
+        failed, in which case the credentials are the cached ones. Raises
+        as :meth:`stage` does.
         """
         read = self._read_stage(stage, self._source, since)
+        error = self._stage_state(stage).error
         if read is None:
-            return None, -math.inf
-        return read.credentials, read.at
+            return None, -math.inf, error
+        return read.credentials, read.at, error
 
     def on_rotation(self, callback: RotationCallback) -> RotationCallback:
         """Call ``callback`` each time ``AWSCURRENT`` is seen to move.
@@ -530,9 +533,10 @@ class RotatingSecret:
         The last read answers this one if it came through ``source`` or
         straight from Secrets Manager, and it started at ``since`` or later,
         or it is within its interval (or finished while this caller
-        waited). One older than ``since`` is read again even then, but once
-        an interval at most: a refusal finds a change at once, and refusals
-        that keep coming cost one read an interval.
+        waited). One older than ``since`` is read again even then, unless a
+        read made for a ``since`` found nothing new within the interval: a
+        refusal finds a change at once, and refusals that keep coming cost
+        one read an interval.
         """
         state = self._stage_state(stage)
         attempt = state.attempts
@@ -540,7 +544,7 @@ class RotatingSecret:
         with state.lock:
             now = self.clock()
             read = state.read
-            fresh = stale_for_since = False
+            fresh = False
             if read is not None and (
                 read.direct or source is not self._source
             ):
@@ -549,14 +553,18 @@ class RotatingSecret:
                 elif (
                     state.attempts != attempt or now < read.at + read.interval
                 ):
-                    stale_for_since = since is not None and (
-                        now >= state.cut_short_at + read.interval
+                    fresh = since is None or (
+                        now < state.fruitless_at + read.interval
                     )
-                    fresh = not stale_for_since
             if not (fresh or now < state.retry_at):
-                if stale_for_since:
-                    state.cut_short_at = now
                 rotation = self._read_locked(stage, state, source)
+                if (
+                    since is not None
+                    and read is not None
+                    and state.read is not None
+                    and _same(read.credentials, state.read.credentials)
+                ):
+                    state.fruitless_at = now
             elif state.read is None and state.error is not None:
                 raise copy.copy(state.error) from state.error.__cause__
             read = state.read
