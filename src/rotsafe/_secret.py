@@ -321,8 +321,11 @@ class RotatingSecret:
                 custom label.
             since: A time on the secret's :attr:`clock`: a read that started
                 then or later is recent enough, and is answered from the
-                cache however long ago it was; an earlier one is not, however
-                recent. Without it, ``min_refresh_interval`` decides.
+                cache however long ago it was. An earlier one is read again,
+                however recent, unless a read made for a ``since`` found
+                nothing new within the stage's refresh interval: callers
+                refused again and again make one read an interval. Without
+                it, ``min_refresh_interval`` decides.
 
         Raises:
             SecretUnavailable: Secrets Manager could not be read and nothing
