@@ -7,7 +7,7 @@ import gc
 import itertools
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -131,20 +131,13 @@ def locals_of(exc: BaseException) -> str:
     would send along with the error, but for the frames of these tests.
     """
     found = []
-    pending: list[BaseException | None] = [exc]
-    seen: set[int] = set()
-    while pending:
-        error = pending.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
+    for error in _chain(exc):
         for frame, _ in traceback.walk_tb(error.__traceback__):
             if Path(frame.f_code.co_filename).parent == _TESTS:
                 continue
             found += [
                 f"{name}={value!r}" for name, value in frame.f_locals.items()
             ]
-        pending += [error.__cause__, error.__context__]
     return "\n".join(found)
 
 
@@ -156,13 +149,7 @@ def attributes_of(exc: BaseException) -> str:
     ``exc.pgconn.password`` is one such).
     """
     found = []
-    pending: list[BaseException | None] = [exc]
-    seen: set[int] = set()
-    while pending:
-        error = pending.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
+    for error in _chain(exc):
         for name, value in _attributes(error, private=True):
             found.append(f"{name}={value!r}")
             if not isinstance(value, (str, bytes, int, float, type(None))):
@@ -170,8 +157,20 @@ def attributes_of(exc: BaseException) -> str:
                     f"{name}.{inner}={each!r}"
                     for inner, each in _attributes(value, private=False)
                 ]
-        pending += [error.__cause__, error.__context__]
     return "\n".join(found)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """An error and every error chained to it, each once."""
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        pending += [error.__cause__, error.__context__]
 
 
 def _attributes(thing: object, *, private: bool) -> list[tuple[str, object]]:

@@ -142,13 +142,19 @@ def test_a_password_changed_by_hand_and_back_loses_no_operation(rotation):
     assert load.result.slowest < 10
 
 
+def locked_out(rotation, clock: ManualClock, deadline: float):
+    """Connect once, then give the database a password no stage holds."""
+    secret = rotation.secret(clock=clock, sleep=clock.sleep)
+    connect = rotsafe.creator(secret, deadline=deadline)
+    select_one(connect)
+    rotation.server.set_password(rotation.username, SENTINEL)
+    return secret, connect
+
+
 def test_a_password_no_stage_holds_is_rejected_in_time(rotation):
     """No stage holds the password: CredentialsRejected, few API calls."""
     clock = ManualClock()
-    secret = rotation.secret(clock=clock, sleep=clock.sleep)
-    connect = rotsafe.creator(secret, deadline=30)
-    select_one(connect)
-    rotation.server.set_password(rotation.username, SENTINEL)
+    secret, connect = locked_out(rotation, clock, deadline=30)
     started = clock()
 
     with pytest.raises(rotsafe.CredentialsRejected) as caught:
@@ -173,10 +179,7 @@ def test_a_password_no_stage_holds_is_rejected_in_time(rotation):
 def test_refusals_that_keep_coming_cost_a_read_an_interval(rotation):
     """A login refused again and again reads each stage once an interval."""
     clock = ManualClock()
-    secret = rotation.secret(clock=clock, sleep=clock.sleep)
-    connect = rotsafe.creator(secret, deadline=0)
-    select_one(connect)
-    rotation.server.set_password(rotation.username, SENTINEL)
+    _, connect = locked_out(rotation, clock, deadline=0)
     before = rotation.calls
     started = clock()
 

@@ -63,12 +63,20 @@ def source() -> MemorySource:
 
 @pytest.fixture
 def secret(source, clock) -> rotsafe.RotatingSecret:
+    return on_clock(source, clock)
+
+
+def on_clock(
+    source: rotsafe.SecretSource, clock: ManualClock, **options: float
+) -> rotsafe.RotatingSecret:
+    """A secret read from ``source`` that lives and waits on ``clock``."""
     return rotsafe.RotatingSecret(
         "prod/app/db",
         source=source,
         clock=clock,
         sleep=clock.sleep,
         refresh_in_background=False,
+        **options,
     )
 
 
@@ -281,15 +289,8 @@ def test_a_second_rotation_right_after_the_first_is_found(
     assert len(database.attempts) - attempts <= 3
 
 
-def test_a_login_refused_now_and_then_costs_few_reads(source, clock):
+def test_a_login_refused_now_and_then_costs_few_reads(secret, source, clock):
     """Refusals that keep coming are answered with a read an interval."""
-    secret = rotsafe.RotatingSecret(
-        "prod/app/db",
-        source=source,
-        clock=clock,
-        sleep=clock.sleep,
-        refresh_in_background=False,
-    )
     database = FakeDatabase("pw-v1")
     secret.credentials()
     started = clock()
@@ -323,14 +324,7 @@ def test_a_slow_secrets_manager_cannot_hold_a_caller_past_the_deadline(
                 source.put({**SECRET, "password": f"pw-at-{clock()}"})
             return source.get(secret_id, stage)
 
-    secret = rotsafe.RotatingSecret(
-        "prod/app/db",
-        source=Slow(),
-        clock=clock,
-        sleep=clock.sleep,
-        refresh_in_background=False,
-        min_refresh_interval=0,
-    )
+    secret = on_clock(Slow(), clock, min_refresh_interval=0)
     database = FakeDatabase("pw-unknown")
     secret.credentials()
     started = clock()
@@ -360,13 +354,7 @@ def test_an_unreachable_secrets_manager_holds_a_caller_one_read_at_most(
             raise rotsafe.SecretUnavailable(secret_id, stage, "timed out")
 
     unreachable = Unreachable()
-    secret = rotsafe.RotatingSecret(
-        "prod/app/db",
-        source=unreachable,
-        clock=clock,
-        sleep=clock.sleep,
-        refresh_in_background=False,
-    )
+    secret = on_clock(unreachable, clock)
     database = FakeDatabase("pw-unknown")
     secret.credentials()
     unreachable.up = False
