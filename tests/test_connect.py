@@ -194,10 +194,13 @@ def test_refusals_that_keep_coming_cost_a_read_an_interval(rotation):
     assert rotation.calls - before <= 3 * (elapsed / 4 + 3)
 
 
-def test_sixty_four_threads_refused_together_share_two_calls(rotation):
-    """A herd refused at once makes at most two forced API calls."""
+@pytest.mark.parametrize("deadline", [30, 0])
+def test_sixty_four_threads_refused_together_share_two_calls(
+    rotation, deadline
+):
+    """A herd refused at once all connect, with two forced API calls."""
     secret = rotation.secret()
-    connect = rotsafe.creator(secret)
+    connect = rotsafe.creator(secret, deadline=deadline)
     select_one(connect)
     before = rotation.calls
 

@@ -16,7 +16,7 @@ import rotsafe
 import rotsafe.testing
 from rotsafe.testing import DelayedSource, RotationHarness
 from rotsafe.testing._servers import DatabaseServer
-from support import Ticker, assert_unnoticed, run_async_load
+from support import Ticker, assert_unnoticed, attributes_of, run_async_load
 
 SYNC = [
     "pymysql",
@@ -168,6 +168,36 @@ def test_a_refused_login_is_auth_raw_and_wrapped(
     assert rotsafe.classify(raw.value) is rotsafe.ErrorKind.AUTH, raw.value
     assert rotsafe.classify(wrapped.value) is rotsafe.ErrorKind.AUTH
     assert wrong.password not in str(wrapped.value)
+
+
+def test_a_disabled_login_fails_fast_for_every_driver(
+    harness: RotationHarness, driver: str
+):
+    """A locked account or a role that may not log in is no lost password."""
+    secret = harness.secret(driver=driver)
+    password = secret.credentials().password
+    admin = harness.server.admin_connect()
+    try:
+        if FAMILY[driver] == "mysql":
+            admin.cursor().execute(
+                "ALTER USER %s@'%%' ACCOUNT LOCK", (harness.username,)
+            )
+        else:
+            admin.cursor().execute(f'ALTER ROLE "{harness.username}" NOLOGIN')
+    finally:
+        admin.close()
+
+    def connect() -> object:
+        if driver in SYNC:
+            return rotsafe.creator(secret)()
+        return asyncio.run(rotsafe.async_creator(secret)())
+
+    with pytest.raises(rotsafe.ConnectionSetupError) as caught:
+        connect()
+
+    assert caught.value.kind is rotsafe.ErrorKind.HOST_BLOCKED
+    assert harness.calls <= 1, "no stage was looked for"
+    assert password not in attributes_of(caught.value)
 
 
 LOGIN_WORDS = (

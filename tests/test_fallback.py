@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import pymysql
 import pytest
@@ -158,17 +159,28 @@ def test_no_stage_holds_the_password(secret, source, clock, caplog):
     assert "refused every credential" in caplog.text
 
 
-def test_a_crowd_refused_together_probes_once(secret, source):
-    """Threads refused at once share one round instead of one each."""
+@pytest.mark.parametrize("deadline", [30, 0])
+def test_a_crowd_refused_together_probes_once(secret, source, deadline):
+    """Threads refused at once share one round instead of one each.
+
+    With no deadline to wait in, a thread still waits for the round under
+    way: its first round, whole, is another thread's.
+    """
     database = FakeDatabase("pw-v1")
     secret.credentials()
     start_rotation(source, database)
     herd = threading.Barrier(32)
     results: list[str] = []
 
+    def slow_login(credentials: rotsafe.Credentials) -> str:
+        time.sleep(0.05)
+        return database.connect(credentials)
+
     def member() -> None:
         herd.wait(timeout=10)
-        results.append(rotsafe.connect_with(secret, database.connect))
+        results.append(
+            rotsafe.connect_with(secret, slow_login, deadline=deadline)
+        )
 
     threads = [threading.Thread(target=member) for _ in range(32)]
     for thread in threads:

@@ -170,17 +170,18 @@ def test_set_password_affects_new_logins_only(
         session.close()
 
 
+@pytest.mark.parametrize("password", [SPECIAL_PASSWORD, "pässwörd-€-密码"])
 def test_password_with_special_characters(
-    server: DatabaseServer, user: str
+    server: DatabaseServer, user: str, password: str
 ) -> None:
-    """A password full of quoting and URL characters is stored verbatim."""
-    server.create_user(user, SPECIAL_PASSWORD, database=server.database)
+    """A password of quoting, URL or non-Latin-1 characters logs in."""
+    server.create_user(user, password, database=server.database)
 
-    connection = server.connect(user, SPECIAL_PASSWORD)
+    connection = server.connect(user, password)
     assert _select_one(connection) == 1
     connection.close()
 
-    _assert_login_refused(server, user, SPECIAL_PASSWORD[:-1])
+    _assert_login_refused(server, user, password[:-1])
 
 
 def test_names_needing_quotes(server: DatabaseServer) -> None:

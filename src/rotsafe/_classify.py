@@ -111,6 +111,7 @@ _TEXT: list[tuple[ErrorKind, re.Pattern[str]]] = [
         (ErrorKind.MISSING_CREDENTIALS, r"no password supplied"),
         (ErrorKind.MISSING_CREDENTIALS, r"using password: no\b"),
         (ErrorKind.HOST_BLOCKED, r"account is (locked|blocked)"),
+        (ErrorKind.HOST_BLOCKED, r"is not permitted to log in"),
         (ErrorKind.AUTH, r"password authentication failed"),
         (ErrorKind.AUTH, r"(pam|ldap|radius) authentication failed"),
         (ErrorKind.AUTH, r"access denied for user .*using password: yes"),

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import math
 import os
 import threading
 import time
@@ -57,9 +58,9 @@ _SETUP_ADVICE = {
     ),
     ErrorKind.HOST_BLOCKED: (
         "the server refuses this client host or this account (pg_hba.conf, "
-        "MySQL host grants, a host blocked after connection errors, or an "
-        "account locked after failed logins); the driver's error below "
-        "says which"
+        "MySQL host grants, a host blocked after connection errors, an "
+        "account locked, or a PostgreSQL role without LOGIN); the driver's "
+        "error below says which"
     ),
     ErrorKind.CONFIG: (
         "the server or the driver refused the connection's setup (TLS, the "
@@ -155,8 +156,11 @@ class Io(Protocol):
         """Wait between rounds."""
         ...
 
-    def acquire(self, lock: threading.Lock, timeout: float) -> bool:
-        """Take a lock that another connection may hold for a while."""
+    def acquire(self, lock: threading.Lock, timeout: float | None) -> bool:
+        """Take a lock that another connection may hold for a while.
+
+        ``None`` waits as long as the holder keeps it.
+        """
         ...
 
 
@@ -169,8 +173,8 @@ class Blocking:
     def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return function(*args, **kwargs)
 
-    def acquire(self, lock: threading.Lock, timeout: float) -> bool:
-        return lock.acquire(timeout=timeout)
+    def acquire(self, lock: threading.Lock, timeout: float | None) -> bool:
+        return lock.acquire(timeout=-1 if timeout is None else timeout)
 
 
 class InGreenlet:
@@ -198,10 +202,10 @@ class InGreenlet:
 
         await_only(async_wait(seconds))
 
-    def acquire(self, lock: threading.Lock, timeout: float) -> bool:
+    def acquire(self, lock: threading.Lock, timeout: float | None) -> bool:
         from sqlalchemy.util import await_only  # noqa: PLC0415
 
-        end = time.monotonic() + timeout
+        end = time.monotonic() + (math.inf if timeout is None else timeout)
         while not lock.acquire(blocking=False):
             if time.monotonic() >= end:
                 return False
@@ -471,7 +475,9 @@ class _Fallback(Generic[T]):
         """
         self.rounds += 1
         rounds = _rounds_of(self.secret)
-        timeout = max(0.01, self.until.remaining())
+        # The first round is whole however short the deadline, and so is
+        # the wait for another thread's: it may be that thread's first.
+        timeout = None if self.rounds == 1 else self.until.remaining()
         if not self.io.acquire(rounds.lock, timeout):
             raise _AllRefused
         try:

@@ -240,7 +240,9 @@ class ExistingServer:
             host=self.host,
             port=self.port,
             user=user,
-            password=password,
+            # PyMySQL encodes a text password as Latin-1; the server hashes
+            # its UTF-8 bytes.
+            password=password.encode("utf-8"),
             database=database,
             autocommit=True,
             connect_timeout=_CONNECT_TIMEOUT,

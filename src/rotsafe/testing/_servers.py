@@ -147,8 +147,10 @@ class DatabaseServer(abc.ABC):
     blocks until the server accepts connections; ``stop()`` shuts it down
     and deletes the folder. Both are safe to call more than once, and an
     ``atexit`` hook stops any server still running when the interpreter
-    exits; only a process killed outright (SIGKILL) leaves one behind. Use
-    the server as a context manager to get both calls for free.
+    exits. A process killed by a signal it does not handle (SIGKILL, and
+    SIGTERM unless the program turns it into an exception) runs no such
+    hook and leaves its servers behind. Use the server as a context manager
+    to get both calls for free.
 
     Durations are float seconds or ``timedelta``.
     """
@@ -741,7 +743,9 @@ class MariaDBServer(DatabaseServer):
             host=self.host,
             port=self.port,
             user=user,
-            password=password,
+            # PyMySQL encodes a text password as Latin-1; the server hashes
+            # its UTF-8 bytes.
+            password=password.encode("utf-8"),
             database=self.database if database is None else database,
             autocommit=True,
             connect_timeout=to_seconds(timeout, "timeout"),
