@@ -11,12 +11,10 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -444,19 +442,6 @@ def test_help_names_every_exit_status():
         "143 when terminated",
     ):
         assert meaning in text
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """An empty folder every account can enter, to serve as TMPDIR.
-
-    Run as root, PostgreSQL runs as another account, which cannot enter
-    pytest's own folders.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="rotsafe-drill-test-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +24,7 @@ from rotsafe.testing._servers import (
     ServerStartError,
     ServerUnavailable,
 )
+from support import processes_using
 
 SPECIAL_PASSWORD = "p%8Fw@rd:/?#[]&=+ '\"\\"
 SERVER_CLASSES = [MariaDBServer, PostgresServer]
@@ -467,3 +470,40 @@ def test_secrets_manager_client_ignores_aws_profile(
     server.stop()
     with pytest.raises(RuntimeError, match="not started"):
         _ = server.endpoint_url
+
+
+def test_a_session_ended_by_sigterm_leaves_no_server(scratch: Path) -> None:
+    """SIGTERM to a test run ends it as Ctrl-C does: its servers stop."""
+    (scratch / "test_waits.py").write_text(
+        "import time\n"
+        "def test_waits(rotsafe_postgres):\n"
+        "    print('server up', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider"],
+        cwd=scratch,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "server up" in line:
+                break
+        assert "server up" in seen[-1], "".join(seen)
+        assert processes_using(scratch)
+
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert "terminated by signal" in rest
+    assert not processes_using(scratch)
+    assert [each.name for each in scratch.iterdir()] == ["test_waits.py"]

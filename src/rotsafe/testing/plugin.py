@@ -16,7 +16,10 @@ return ``rotsafe_mariadb`` (or parametrize it) for MySQL and MariaDB.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
@@ -110,6 +113,7 @@ def _serve(
 ) -> Iterator[_Server]:
     from rotsafe.testing._servers import ServerUnavailable  # noqa: PLC0415
 
+    _interrupt_on_sigterm()
     try:
         server.start()
     except ServerUnavailable as exc:
@@ -120,3 +124,21 @@ def _serve(
         yield server
     finally:
         server.stop()
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM end the session as Ctrl-C does, servers stopped.
+
+    Left at its default, SIGTERM (a CI job's timeout) kills the process
+    before any fixture or ``atexit`` hook runs, and the servers outlive it.
+    A handler the program set itself is left alone.
+    """
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
