@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import os
+import signal
+import subprocess
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
@@ -75,6 +78,46 @@ def processes_using(folder: Path) -> list[str]:
         if str(folder).encode() in command:
             found.append(command.decode(errors="replace"))
     return found
+
+
+def signal_when_ready(
+    command: list[str],
+    ready: str,
+    number: signal.Signals,
+    scratch: Path,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Send ``number`` to ``command`` once it prints ``ready``.
+
+    The command runs with ``scratch`` as its ``TMPDIR``, and some process
+    must be using that folder (a server it started) when the signal goes.
+    Returns its exit status and what it printed after ``ready``, standard
+    output and error together.
+    """
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if ready in line:
+                break
+        assert ready in seen[-1], "".join(seen)
+        assert processes_using(scratch), "nothing runs in the scratch folder"
+
+        process.send_signal(number)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, rest
 
 
 def run_async_load(

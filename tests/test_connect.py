@@ -255,6 +255,32 @@ def test_cached_value_outlives_an_unreachable_secrets_manager(rotation):
     assert load.result.failed == 0, describe(load.result)
 
 
+def test_an_unreachable_secrets_manager_is_read_once_past_the_deadline(
+    rotation,
+):
+    """With no time left, a failed read ends the looking, first round too."""
+    with SecretsManagerServer() as doomed:
+        client = doomed.client()
+        secret = rotsafe.RotatingSecret(rotation.secret_id, client=client)
+        connect = rotsafe.creator(secret, deadline=0)
+        select_one(connect)
+    reads: list[str] = []
+    client.meta.events.register(
+        "before-call.secrets-manager.GetSecretValue",
+        # AWSCURRENT is the stage a read naming none gets.
+        lambda params, **_: reads.append(
+            params.get("VersionStage", "AWSCURRENT")
+        ),
+    )
+    rotation.server.set_password(rotation.username, SENTINEL)
+
+    with pytest.raises(rotsafe.CredentialsRejected) as caught:
+        select_one(connect)
+
+    assert reads == ["AWSCURRENT"]
+    assert caught.value.secrets_manager_error
+
+
 def test_errors_that_are_not_auth_get_no_refresh(rotation):
     """A database the user may not use fails at once, with no refresh.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -41,7 +40,7 @@ from rotsafe.testing import Operation, SecretsManagerServer
 from rotsafe.testing._moto import serves_region
 from rotsafe.testing._rotation import STRATEGIES, new_password
 from rotsafe.testing._servers import MariaDBServer, PostgresServer
-from support import processes_using
+from support import processes_using, signal_when_ready
 
 SHORT = ["--window", "1", "--duration", "5"]
 
@@ -463,30 +462,9 @@ def test_interrupt_removes_servers_and_folders(
         "--duration",
         "30",
     ]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(scratch)},
-    )
-    try:
-        assert process.stderr is not None
-        seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if "setSecret" in line:
-                break
-        assert "setSecret" in seen[-1], "".join(seen)
-        assert processes_using(scratch)
+    exited, rest = signal_when_ready(command, "setSecret", number, scratch)
 
-        process.send_signal(number)
-        rest = process.communicate(timeout=60)[1]
-    finally:
-        if process.poll() is None:
-            process.kill()
-
-    assert process.returncode == status, rest
+    assert exited == status, rest
     assert "interrupted" in rest
     assert "Traceback" not in rest
     assert not processes_using(scratch)

@@ -24,7 +24,7 @@ from rotsafe.testing._servers import (
     ServerStartError,
     ServerUnavailable,
 )
-from support import processes_using
+from support import processes_using, signal_when_ready
 
 SPECIAL_PASSWORD = "p%8Fw@rd:/?#[]&=+ '\"\\"
 SERVER_CLASSES = [MariaDBServer, PostgresServer]
@@ -480,29 +480,13 @@ def test_a_session_ended_by_sigterm_leaves_no_server(scratch: Path) -> None:
         "    print('server up', flush=True)\n"
         "    time.sleep(120)\n"
     )
-    process = subprocess.Popen(
+    _, rest = signal_when_ready(
         [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider"],
+        "server up",
+        signal.SIGTERM,
+        scratch,
         cwd=scratch,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "TMPDIR": str(scratch)},
     )
-    try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "server up" in line:
-                break
-        assert "server up" in seen[-1], "".join(seen)
-        assert processes_using(scratch)
-
-        process.send_signal(signal.SIGTERM)
-        rest = process.communicate(timeout=60)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
 
     assert "terminated by signal" in rest
     assert not processes_using(scratch)
